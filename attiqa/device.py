@@ -6,6 +6,7 @@ import os
 
 import torch
 
+from attiqa.device_names import unknown_device
 from attiqa.errors import ConfigError
 from attiqa.launch import launched_local_rank
 
@@ -25,7 +26,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
     try:
         dev = torch.device(spec)
     except RuntimeError:
-        raise ConfigError(f"unknown device {spec!r} — use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(unknown_device(spec)) from None
     missing = _missing(dev)
     if missing:
         raise ConfigError(f"device {spec!r}: {missing} — use auto or cpu")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +52,7 @@ SYNONYMS = {
 }
 """Words a user may type for a command (the usage error suggests the command: ``genbench serve`` -> vote)."""
 MAX_BOOTSTRAP = 1_000_000
+REPORTING = "writing a report into"  # what `agree` holding its report folder is doing, in a second run's line
 """``agree --bootstrap``'s ceiling: a mean a resample is held in memory (8 MB here, ~40 s of resampling for
 4,660 pairs); a few digits more were a numpy traceback ("Unable to allocate 72.8 TiB")."""
 
@@ -155,6 +157,16 @@ def run(
     if result.failed:
         console.print("[yellow]rerun the same command to retry the failed images")
         raise typer.Exit(1)
+
+
+def import_held(out: Path, command: str) -> AbstractContextManager[None]:
+    """An import's run folder held from before its checks to its last file (``command``: the name of its
+    :class:`~attiqa.io.commands.Command` member): two imports at once wrote the run over each other, one's
+    prefs.csv beside the other's manifest. A folder made for it and left empty is removed again."""
+    from attiqa.io.atomic import WAIT_OR_OUT, folder_held
+    from attiqa.io.commands import Command
+
+    return folder_held(out, "importing into", WAIT_OR_OUT, command=Command[command], make="--out")
 
 
 def _run_pairs(run_dir: Path) -> list:
@@ -323,6 +335,8 @@ def agree(
 
     Writes agreement.csv, per_pair.csv, agreement.json and a bar chart agreement.png.
     """
+    from attiqa.io.atomic import WAIT_OR_OUT, folder_held, refuse_if_folder_held
+    from attiqa.io.commands import Command
     from genbench.agreement import (
         TRAINED_MARK,
         check_tie_rules,
@@ -343,6 +357,8 @@ def agree(
     chosen = _split_metrics(metrics, lambda: sorted(p.stem for p in (run_dir / SCORES_DIR).glob("*.csv")))
     pairs = _run_pairs(run_dir)
     out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
+    # another run writing this report: said before the votes are read and the bootstrap, making nothing
+    refuse_if_folder_held(out_dir, REPORTING, WAIT_OR_OUT, command=Command.GENBENCH_AGREE)
     votes, source = load_votes(run_dir, prefs)
     votes, repeats = first_votes(votes)
     stale: set[str] = set()
@@ -397,7 +413,10 @@ def agree(
         "votes_left_out": sum(v.pair_id in stale for v in votes),  # on pairs not in the manifest
         "repeated_votes_left_out": len(repeats),  # a rater's later votes on a pair
     }
-    write_report(out_dir, pairs, labels, results, scores, settings)
+    # held for its files: two runs at once with other settings wrote one's agreement.csv beside the other's
+    # agreement.json (each report is now whole: the last one written stands)
+    with folder_held(out_dir, REPORTING, WAIT_OR_OUT, command=Command.GENBENCH_AGREE, make="--out"):
+        write_report(out_dir, pairs, labels, results, scores, settings)
     for r in results:
         if r.trained_on:
             seen = ", ".join(_dataset_name(d) for d in r.trained_on.split(","))
@@ -567,7 +586,8 @@ def import_imagereward_cmd(
     """
     from genbench.imagereward import import_imagereward
 
-    res = import_imagereward(json_file, images, out)
+    with import_held(out, "GENBENCH_IMPORT_IMAGEREWARD"):
+        res = import_imagereward(json_file, images, out)
     console.print(
         f"{plain_name(out)}: {counted(res.pairs, 'pair')} from {counted(res.prompts, 'prompt')} "
         f"({counted(res.equal_rank_pairs, 'equal-rank pair')} left out, "
@@ -617,7 +637,8 @@ def import_agiqa3k_cmd(
     """
     from genbench.agiqa3k import import_agiqa3k
 
-    res = import_agiqa3k(root, out, margin, same_generator)
+    with import_held(out, "GENBENCH_IMPORT_AGIQA3K"):
+        res = import_agiqa3k(root, out, margin, same_generator)
     console.print(
         f"{plain_name(out)}: {counted(res.pairs, 'pair')} ({res.same_generator_pairs} of one generator) "
         f"from {counted(res.prompts, 'prompt')}, {counted(res.images, 'image')}; "

@@ -830,3 +830,16 @@ def paused_after(tmp_path: Path, seam: str, cmd: list[str]) -> Iterator[Paused]:
         out, err = proc.communicate(timeout=300)
         paused.done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     assert proc.returncode == 0, err
+
+
+def holding(target: Path, call: str) -> subprocess.Popen:
+    """A real process holding ``target`` (``call``: a holder of attiqa.io.atomic on T, the target, with
+    ``Command`` in scope, e.g. "resumed_output_held(T, Command.SCORE)") until its stdin closes; returned
+    once it holds it — a second run of a command meets a live holder, not a lock file alone."""
+    holder = "import sys\nfrom attiqa.io.atomic import *\nfrom attiqa.io.commands import Command\n"
+    holder += f"T = {str(target)!r}\nwith {call}:\n    print('held', flush=True)\n    sys.stdin.read()"
+    first = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=attiqa_env({})
+    )
+    assert first.stdout is not None and first.stdout.readline() == b"held\n", "the holder never held"
+    return first

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import attiqa_cmd, attiqa_env, genbench_cmd, one_line_error, paused_after
+from helpers import attiqa_cmd, attiqa_env, genbench_cmd, holding, one_line_error, paused_after
 
 SCORE = ("-m", "classical", "--batch-size", "1", "-q")
 BUSY = (
@@ -433,18 +433,6 @@ def test_a_label_meeting_a_live_score_is_not_told_it_is_the_same_command(photo_d
         assert out.read_bytes() == before
 
 
-def _holding(target: Path, call: str) -> subprocess.Popen:
-    """A real process holding ``target`` (``call``: a holder of attiqa.io.atomic on T, the target, e.g.
-    "output_held(T, 'writing', 'wait')") until its stdin closes; returned once it holds it."""
-    holder = "import sys\nfrom attiqa.io.atomic import *\nfrom attiqa.io.commands import Command\n"
-    holder += f"T = {str(target)!r}\nwith {call}:\n    print('held', flush=True)\n    sys.stdin.read()"
-    first = subprocess.Popen(
-        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=attiqa_env({})
-    )
-    assert first.stdout is not None and first.stdout.readline() == b"held\n", "the holder never held"
-    return first
-
-
 def test_a_lock_file_of_the_older_kind_still_says_the_same_command_by_its_verb(tmp_path):
     """Lock files of session 62 hold a bare verb ("writing"): still read, and "the same command" then
     decided by the verbs as before."""
@@ -453,7 +441,7 @@ def test_a_lock_file_of_the_older_kind_still_says_the_same_command_by_its_verb(t
     from attiqa.io.commands import Command
 
     out = tmp_path / "l.parquet"
-    first = _holding(out, "output_held(T, 'writing', 'wait')")  # no command: the bare verb
+    first = holding(out, "output_held(T, 'writing', 'wait')")  # no command: the bare verb
     try:
         assert (tmp_path / ".l.parquet.lock").read_bytes() == b"writing"
         with pytest.raises(AttiqaError) as refused, resumed_output_held(out, Command.LABEL):
@@ -477,7 +465,7 @@ def test_a_label_into_a_held_out_is_refused_before_its_teacher_loads(tiny_dir, p
         weights.write_bytes(b"cut short")  # read only when the teacher loads
     out = tmp_path / "l.parquet"
     args = ("label", photo_dir, "--teacher", f"clip:{clip}", "--workers", "0", "--out")
-    first = _holding(out, "resumed_output_held(T, Command.LABEL)")
+    first = holding(out, "resumed_output_held(T, Command.LABEL)")
     try:
         second = cli(*args, out)
     finally:

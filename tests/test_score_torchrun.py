@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import run_attiqa
+from helpers import holding, run_attiqa
 
 from attiqa.io.images import discover_images
 
@@ -165,3 +165,20 @@ def test_a_peer_lost_before_the_gather_is_one_line_without_torchruns_agent(image
     assert cli("score", images, *OPTIONS, "-o", ref, "-q").returncode == 0
     (head, *got), (head_ref, *want) = rows(out), rows(ref)
     assert head == head_ref and sorted(got) == sorted(want)  # every image once (resumed rows first)
+
+
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
+def test_a_torchrun_score_into_a_held_out_is_one_line_said_once(photo_dir, tmp_path):
+    """Under torchrun the held --out is told by rank 0's probe once the process group has started, once, as
+    the job's line (one helper with one process's probe in its checks); nothing is written."""
+    out = tmp_path / "s.csv"
+    first = holding(out, "resumed_output_held(T, Command.SCORE)")
+    try:
+        res = score(photo_dir, "-o", out)
+    finally:
+        first.communicate(b"", timeout=60)
+    busy = "another process is writing it now (the same command still running?) — let it finish "
+    busy += "(rerunning it then resumes what it left), or choose another --out"
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert res.returncode != 0 and errors == [f"error: {out}: {busy}"], res.stderr[-3000:]
+    assert not out.exists() and not list(tmp_path.glob(".s.csv.rank*"))

@@ -19,7 +19,6 @@ from attiqa.cli._common import (
     WorkersOption,
     checked_first,
     crops_overrides,
-    one_process,
     print_scores,
     readable_images,
     stdout,
@@ -81,9 +80,11 @@ def score_cmd(
     a share of the images and the first writes them to FILE in the input order; a stopped run resumes
     with any number of processes (its rows wait in journals beside FILE).
     """
-    from attiqa.io.atomic import check_output_path, output_png, refuse_if_resumed_held
+    from attiqa.device_names import check_device_form
+    from attiqa.io.atomic import check_output_path, output_png, refuse_if_resumed_held_once
     from attiqa.io.commands import Command
     from attiqa.io.images import require_images
+    from attiqa.launch import launched_rank, launched_world_size
     from attiqa.scorers.zoo import refuse_unknown_scorer
 
     def inputs_and_outputs() -> tuple[list[Path], dict[str, str]]:
@@ -96,10 +97,12 @@ def score_cmd(
         if sheet is not None:
             output_png(sheet, "--sheet", create=False)
         refuse_unknown_scorer(model)  # load_scorer's own line for a mistyped -m, torch-free: before the probe
-        if out is not None and one_process():  # held by another run: said before torch and the model load,
-            # making nothing — after every check of the command's own options (a mistyped --sheet or -m was
-            # told "another process is writing it": rerun once that one ended, only to meet the typo)
-            refuse_if_resumed_held(out, Command.SCORE)
+        check_device_form(device)  # `--device gpu`, torch-free: before the probe (a device absent: torch's)
+        if out is not None:  # held by another run: said before torch and the model load, making nothing —
+            # after every check of the command's own options (a mistyped --sheet or -m was told "another
+            # process is writing it": rerun once that one ended, only to meet the typo)
+            world, rank = launched_world_size(), launched_rank()  # under torchrun: rank 0's probe, below
+            refuse_if_resumed_held_once(out, Command.SCORE, world=world, rank=rank, in_group=False)
         return found, overrides
 
     checked = checked_first(inputs_and_outputs)  # alone: before torch is imported
@@ -117,9 +120,11 @@ def score_cmd(
         with sharded() as shards:  # under torchrun each process scores a share
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 files, overrides = checked()
-            with alike_on_every_process(main_only=True):  # under torchrun by rank 0 alone, here (ranks
-                if out is not None and shards.main and shards.world > 1:  # probing at once took the lock
-                    refuse_if_resumed_held(out, Command.SCORE)  # of each other)
+            with alike_on_every_process(main_only=True):  # under torchrun by rank 0 alone, here
+                if out is not None:
+                    refuse_if_resumed_held_once(
+                        out, Command.SCORE, world=shards.world, rank=shards.rank, in_group=True
+                    )
             with alike_on_every_process():
                 if shards.world > 1 and out is None:
                     raise AttiqaError(

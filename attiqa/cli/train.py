@@ -66,10 +66,13 @@ def label_cmd(
     `torchrun --nproc_per_node N` the images are sharded across ranks.
     """
     from attiqa.config import LabelConfig, TrainConfig
-    from attiqa.io.atomic import output_folder, refuse_if_resumed_held, resumed_output_held
+    from attiqa.device_names import check_device_form
+    from attiqa.io.atomic import output_folder, refuse_if_resumed_held_once, resumed_output_held
     from attiqa.io.commands import Command
+    from attiqa.launch import launched_rank, launched_world_size
     from attiqa.runner import label_inputs
     from attiqa.teachers import parse_teacher_spec
+    from attiqa.teachers.names import check_clip_path
     from attiqa.teachers.prompts import load_prompts
 
     def checked() -> tuple[LabelConfig, list[Path], PromptSet | None]:
@@ -89,9 +92,14 @@ def label_cmd(
         paths = label_inputs(lc)
         # read once, here: a bad one is said before torch loads, and the CLIP teacher is handed what was read
         prompt_set = load_prompts(lc.prompts) if lc.prompts is not None else None
-        parse_teacher_spec(lc.teacher)  # a misspelt --teacher in its own line, torch-free: before the probe
-        if one_process():  # held by another run: said before torch and the teacher load, making nothing
-            refuse_if_resumed_held(out, Command.LABEL)
+        kind, spec = parse_teacher_spec(lc.teacher)  # a misspelt --teacher in its own line, torch-free:
+        if kind == "clip":  # before the probe, as a clip:PATH that is not there
+            check_clip_path(spec)
+        check_device_form(device)  # `--device gpu`, torch-free: before the probe (a device absent: torch's)
+        # held by another run: said before torch and the teacher load, making nothing (under torchrun: by
+        # rank 0, below)
+        world, rank = launched_world_size(), launched_rank()
+        refuse_if_resumed_held_once(out, Command.LABEL, world=world, rank=rank, in_group=False)
         return lc, paths, prompt_set
 
     first = checked_first(checked)  # alone: before torch is imported
@@ -105,8 +113,8 @@ def label_cmd(
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 lc, paths, prompt_set = first()
             with alike_on_every_process(main_only=True):  # under torchrun by rank 0 alone, here, before the
-                if not one_process() and is_main():  # teacher loads: ranks probing at once took the lock of
-                    refuse_if_resumed_held(out, Command.LABEL)  # each other
+                world, rank = launched_world_size(), launched_rank()  # teacher loads
+                refuse_if_resumed_held_once(out, Command.LABEL, world=world, rank=rank, in_group=True)
             with alike_on_every_process():  # loaded before the hold makes --out's folder: a typo leaves none
                 loaded = label_teacher(lc, device, prompts=prompt_set)
             with alike_on_every_process(main_only=True):  # before any rank opens its journal: two runs

@@ -21,13 +21,15 @@ from attiqa.errors import ConfigError
 from attiqa.evaluation.metrics import plcc, srocc
 from attiqa.exiqa.model import Regressor
 from attiqa.exiqa.scorer import REGRESSOR_FILE, ExiqaScorer
-from attiqa.io.atomic import output_folder
+from attiqa.io.atomic import output_folder, output_held
 from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import save_checkpoint
+from attiqa.io.commands import Command
 from attiqa.splits import split_indices
 from attiqa.training.data import MosDataset, collate_skip_none, unreadable_report
 
 HIDDEN = 256
+REFIT_FIX = "let it finish, then fit again with other settings"  # a second fit's advice: one regressor a run
 
 
 def _no_transform_yet(image: Image.Image) -> torch.Tensor:
@@ -68,6 +70,15 @@ def train_regressor(
     run = scorer.path.parent  # written beside the checkpoint: no other place to choose
     where = f"{REGRESSOR_FILE} is written beside the run's checkpoint"
     output_folder(run, fix=f"make it writable (chmod u+w {shlex.quote(str(run))}): {where}", create=False)
+    # held from the features to the card: two fits at once saved one's weights beside the other's card
+    with output_held(run / REGRESSOR_FILE, "fitting", REFIT_FIX, command=Command.TRAIN_EXIQA_REGRESSOR):
+        return _fit_and_save(scorer, ds, run, mos_csv, epochs, lr, seed)
+
+
+def _fit_and_save(
+    scorer: ExiqaScorer, ds: MosDataset, run: Path, mos_csv: Path, epochs: int, lr: float, seed: int
+) -> dict[str, Any]:
+    """:func:`train_regressor`'s fit on the attribute probabilities, saved in ``run``."""
     x, y = attribute_features(scorer, ds)
     tr, va = split_indices(len(y), 0.2, seed)
     mean, std = float(y[tr].mean()), float(y[tr].std().clamp_min(1e-6))

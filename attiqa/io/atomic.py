@@ -249,7 +249,7 @@ def _lock_fault(lock_file: Path, exc: OSError | None) -> LockFault | None:
 # what a holder writes into its lock file: "DOING; COMMAND" ("writing; attiqa score"), or a bare "DOING" (a
 # lock file of session 62, or a holder that names no command). Words only: another user's file is printed.
 _HOLDER_RE = re.compile(
-    r"(?P<doing>[a-z]+(?: [a-z]+){0,3})(?:; (?P<command>[a-z][a-z-]*(?: [a-z][a-z-]*){0,3}))?"
+    r"(?P<doing>[a-z]+(?: [a-z]+){0,3})(?:; (?P<command>[a-z][a-z0-9-]*(?: [a-z][a-z0-9-]*){0,3}))?"
 )
 
 
@@ -420,6 +420,8 @@ FOLDER_LOCK = ".attiqa.lock"
 LET_IT_FINISH = "let it finish (rerunning it then resumes what it left)"
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")  # a score file's types
 OUT_FIX = "choose another --out"  # `attiqa score`'s advice for an output it cannot use
+# what a second writer is told of an output written whole again by each run (`genbench agree`, the imports)
+WAIT_OR_OUT = f"let it finish, or {OUT_FIX}"
 
 
 def _lock_file_of(target: str | Path) -> Path:
@@ -462,6 +464,17 @@ def resumed_busy_fix(fix: str = OUT_FIX) -> str:
     return LET_IT_FINISH + (f", or {fix}" if fix == OUT_FIX else "")
 
 
+def refuse_if_resumed_held_once(
+    target: str | Path, command: Command, *, world: int, rank: int, in_group: bool, fix: str = OUT_FIX
+) -> None:
+    """:func:`refuse_if_resumed_held` by one process of a job, at one of the two places a command calls it
+    (`score -o`, `label -o`): one process (``world`` 1) in its torch-free checks (``in_group`` False), before
+    torch and the model load; under torchrun rank 0 alone once the process group has started (``in_group``
+    True) — every rank probing at once took the lock of each other. Elsewhere: nothing."""
+    if rank == 0 and in_group == (world > 1):
+        refuse_if_resumed_held(target, command, fix)
+
+
 def resumed_output_held(
     target: str | Path, command: Command, fix: str = OUT_FIX
 ) -> AbstractContextManager[None]:
@@ -495,6 +508,15 @@ def folder_held(
     real = Path(os.path.realpath(folder))
     with _held_by(real / FOLDER_LOCK, Path(folder), doing, fix, command, made):
         yield
+
+
+def refuse_if_folder_held(
+    folder: str | Path, doing: str, fix: str, *, command: Command | None = None
+) -> None:
+    """:func:`folder_held`'s one line for ``folder``, now, if another process holds it — nothing held, nothing
+    made: for a command whose work comes before its writes (`genbench agree`'s bootstrap)."""
+    _from_the_table(command)
+    _probe(Path(os.path.realpath(folder)) / FOLDER_LOCK, Path(folder), doing, fix, command)
 
 
 @contextlib.contextmanager

@@ -55,14 +55,14 @@ from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError, did_you_mean
 from attiqa.progress import counted
 from attiqa.teachers.base import Teacher
-from attiqa.teachers.names import DEFAULT_CLIP_SPEC, TEACHER_FLAG
+from attiqa.teachers.names import DEFAULT_CLIP_SPEC, TEACHER_FLAG, WEIGHT_SUFFIXES, no_such_clip_path
 from attiqa.teachers.prompts import PromptSet, prompt_set
 
 NETWORK_TIMEOUT = 3.0
 """Seconds to wait for a TCP connection to the weights host before declaring the machine offline."""
 
 OPEN_CLIP_CONFIG = "open_clip_config.json"
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_WEIGHT_SUFFIXES = WEIGHT_SUFFIXES
 _PREFERRED_WEIGHTS = (
     "open_clip_model.safetensors",
     "open_clip_pytorch_model.safetensors",
@@ -140,7 +140,7 @@ def parse_clip_spec(spec: str, flag: str = "clip:") -> ClipSpec:
     models = oc.list_models()
     if model not in models:
         if spec.startswith((".", "/", "~")) or as_path.suffix in _WEIGHT_SUFFIXES:
-            raise ModelLoadError(f"{spec}: no such file or folder — check the path")
+            raise no_such_clip_path(spec)
         hint = did_you_mean(model, models, n=3, cutoff=0.5)
         raise ModelLoadError(
             f"unknown open_clip model {model!r}{hint} and no such path; "
