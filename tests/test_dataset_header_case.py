@@ -1,0 +1,42 @@
+"""Official score files whose header is spelled in another case (``Prompt``, ``MOS_Quality``: a sheet saved as
+CSV, a hand-made copy): every column is read by name whatever its case, the group columns too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from attiqa.bench_setup import bench_dataset
+from attiqa.bench_splits import plan_splits
+from attiqa.datasets import get_dataset
+
+
+def agiqa3k_copy(root: Path, header: str) -> Path:
+    """12 generated images of 4 prompts with an AGIQA-3k ``data.csv`` under ``header``."""
+    root.mkdir()
+    rows = []
+    for i in range(12):
+        Image.new("RGB", (24, 24), (20 * i, 100, 200 - 10 * i)).save(root / f"g{i}.jpg")
+        rows.append(f"g{i}.jpg,prompt {i % 4},,,,{i * 0.3:.2f},0.5,{(11 - i) * 0.3:.2f},0.5")
+    (root / "data.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def test_agiqa3k_prompts_under_a_capitalised_header_keep_each_prompt_on_one_side(tmp_path, capsys):
+    """**Was**: the prompt, adjectives, style and stds were read only under their lower-case names: a
+    ``data.csv`` headed ``Name,Prompt,...,MOS_Quality`` read its names and MOS (any case) but no prompt —
+    ``bench``'s default split said "no item has a 'prompt' to group by" and split image-wise, one prompt's
+    images on both sides of the split."""
+    header = "Name,Prompt,Adj1,Adj2,Style,MOS_Quality,STD_Quality,MOS_Align,STD_Align"
+    ds = get_dataset("agiqa3k", agiqa3k_copy(tmp_path / "ag", header))
+    assert ds.items[5].meta["prompt"] == "prompt 1"
+    assert ds.items[5].meta["std_quality"] == "0.5"
+    b = bench_dataset(ds, "ag")
+    plan = plan_splits("single", [b], 3, 0, None, "auto", [])
+    for sp in plan.splits(b):
+        assert sp.kind == "group"
+        train = {ds.items[i].meta["prompt"] for i in sp.train}
+        test = {ds.items[i].meta["prompt"] for i in sp.test}
+        assert test and not train & test
+    assert "no item has a 'prompt'" not in capsys.readouterr().out
