@@ -10,6 +10,7 @@ from PIL import Image
 from attiqa.bench_setup import bench_dataset
 from attiqa.bench_splits import plan_splits
 from attiqa.datasets import get_dataset
+from attiqa.datasets.base import IQADataset
 
 
 def agiqa3k_copy(root: Path, header: str) -> Path:
@@ -23,6 +24,18 @@ def agiqa3k_copy(root: Path, header: str) -> Path:
     return root
 
 
+def assert_groups_apart(ds: IQADataset, group_by: str, key: str) -> None:
+    """Three of ``bench single``'s splits of ``ds`` by ``group_by``: each a group split, no ``key`` on both
+    sides."""
+    b = bench_dataset(ds, "set")
+    plan = plan_splits("single", [b], 3, 0, None, group_by, [])
+    for sp in plan.splits(b):
+        assert sp.kind == "group"
+        train = {ds.items[i].meta[key] for i in sp.train}
+        test = {ds.items[i].meta[key] for i in sp.test}
+        assert test and not train & test
+
+
 def test_agiqa3k_prompts_under_a_capitalised_header_keep_each_prompt_on_one_side(tmp_path, capsys):
     """**Was**: the prompt, adjectives, style and stds were read only under their lower-case names: a
     ``data.csv`` headed ``Name,Prompt,...,MOS_Quality`` read its names and MOS (any case) but no prompt —
@@ -32,11 +45,21 @@ def test_agiqa3k_prompts_under_a_capitalised_header_keep_each_prompt_on_one_side
     ds = get_dataset("agiqa3k", agiqa3k_copy(tmp_path / "ag", header))
     assert ds.items[5].meta["prompt"] == "prompt 1"
     assert ds.items[5].meta["std_quality"] == "0.5"
-    b = bench_dataset(ds, "ag")
-    plan = plan_splits("single", [b], 3, 0, None, "auto", [])
-    for sp in plan.splits(b):
-        assert sp.kind == "group"
-        train = {ds.items[i].meta["prompt"] for i in sp.train}
-        test = {ds.items[i].meta["prompt"] for i in sp.test}
-        assert test and not train & test
+    assert_groups_apart(ds, "auto", "prompt")
     assert "no item has a 'prompt'" not in capsys.readouterr().out
+
+
+def test_a_folder_csv_group_column_of_numbers_groups_the_split(tmp_path):
+    """**Was**: a folder CSV's column of numbers (a scene or reference id: ``scene`` 0, 1, 2) became an extra
+    target only, so ``bench --group-by scene`` said "12 of 12 items have no 'scene' to group by (their
+    metadata: none)" of a file that has the column; now every column but the image and split is a group a
+    split can keep on one side (numbers too)."""
+    root = tmp_path / "set"
+    root.mkdir()
+    for i in range(12):
+        Image.new("RGB", (24, 24), (20 * i, 90, 30)).save(root / f"p{i}.png")
+    rows = "".join(f"p{i}.png,{i + 1},{i % 3}\n" for i in range(12))
+    (root / "mos.csv").write_text("image,mos,scene\n" + rows)
+    ds = get_dataset("folder", root)
+    assert "scene" in ds.info.targets  # still an extra target too
+    assert_groups_apart(ds, "scene", "scene")
