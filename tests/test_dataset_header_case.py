@@ -63,3 +63,25 @@ def test_a_folder_csv_group_column_of_numbers_groups_the_split(tmp_path):
     ds = get_dataset("folder", root)
     assert "scene" in ds.info.targets  # still an extra target too
     assert_groups_apart(ds, "scene", "scene")
+
+
+def test_rows_of_a_split_column_on_neither_side_are_said_before_the_runs(tmp_path, capsys):
+    """**Was**: a folder CSV whose split column names train / test for some rows and is empty (or
+    ``holdout``) for the rest was benched on the labelled rows alone, without a word: 3 trained on and 2
+    tested of 12 images, the table's "12 images" and the other 7 never used; now one line names how many
+    rows are on neither side, their lines, and the fix."""
+    root = tmp_path / "set"
+    root.mkdir()
+    sides = ["train", "train", "train", "test", "test", "", "", "", "", "", "holdout", ""]
+    for i in range(12):
+        Image.new("RGB", (24, 24), (20 * i, 90, 30)).save(root / f"p{i}.png")
+    rows = "".join(f"p{i}.png,{i + 1},{sides[i]}\n" for i in range(12))
+    (root / "mos.csv").write_text("image,mos,split\n" + rows)
+    b = bench_dataset(get_dataset("folder", root), "set")
+    plan = plan_splits("single", [b], 3, 0, None, "auto", [])
+    [sp] = plan.splits(b)
+    assert (len(sp.train), len(sp.test)) == (3, 2)
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "neither side" in ln]
+    assert len(said) == 1, said
+    assert "7 of its 12 images" in said[0] and "mos.csv lines 7, 8, 9, 10, 11, ..." in said[0]
+    assert "fill in their split cells" in said[0]
