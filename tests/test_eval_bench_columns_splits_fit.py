@@ -1,5 +1,5 @@
-"""Official score files whose header is spelled in another case (``Prompt``, ``MOS_Quality``: a sheet saved as
-CSV, a hand-made copy): every column is read by name whatever its case, the group columns too."""
+"""`attiqa eval` / `bench` on hostile score files (session 65): a header in another case (``Prompt``), a group
+column of numbers, a split column empty for some rows, and the fit the eval table's PLCC / RMSE are after."""
 
 from __future__ import annotations
 
@@ -85,3 +85,37 @@ def test_rows_of_a_split_column_on_neither_side_are_said_before_the_runs(tmp_pat
     assert len(said) == 1, said
     assert "7 of its 12 images" in said[0] and "mos.csv lines 7, 8, 9, 10, 11, ..." in said[0]
     assert "fill in their split cells" in said[0]
+
+
+def test_eval_names_the_fit_its_plcc_and_rmse_are_after(tmp_path, monkeypatch):
+    """**Was**: the table's columns read "PLCC (logistic)" and "RMSE (logistic)" also when the logistic was
+    not kept (it failed, lost to a line by AICc, or had under 7 points) and the figures were a linear fit's
+    — said only in summary.json; now the columns name the linear fit and a line says why."""
+    from typer.testing import CliRunner
+
+    from attiqa.cli.app import app
+
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "six"
+    root.mkdir()
+    for i in range(6):
+        Image.new("RGB", (32, 32), (40 * i, 60 + 20 * i, 90)).save(root / f"p{i}.png")
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"p{i}.png,{i + 1}\n" for i in range(6)))
+    args = [
+        "eval",
+        "folder",
+        "--root",
+        str(root),
+        "-m",
+        "classical",
+        "-w",
+        "0",
+        "-q",
+        "-o",
+        str(tmp_path / "o"),
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "PLCC (linear fit)" in res.output and "RMSE (linear fit)" in res.output
+    assert "PLCC (logistic)" not in res.output and "RMSE (logistic)" not in res.output
+    assert "fewer than 7 points: linear fit" in res.output
