@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
+from typer.testing import CliRunner, Result
 
 from attiqa.bench_setup import bench_dataset
 from attiqa.bench_splits import plan_splits
+from attiqa.cli.app import app
 from attiqa.datasets import get_dataset
 from attiqa.datasets.base import IQADataset
 
@@ -34,6 +36,12 @@ def assert_groups_apart(ds: IQADataset, group_by: str, key: str) -> None:
         train = {ds.items[i].meta[key] for i in sp.train}
         test = {ds.items[i].meta[key] for i in sp.test}
         assert test and not train & test
+
+
+def eval_classical(root: Path, out: Path) -> Result:
+    """``attiqa eval folder --root ROOT -m classical`` in this process (the classical scorer: no weights)."""
+    args = ["eval", "folder", "--root", str(root), "-m", "classical", "-w", "0", "-q", "-o", str(out)]
+    return CliRunner().invoke(app, args)
 
 
 def test_agiqa3k_prompts_under_a_capitalised_header_keep_each_prompt_on_one_side(tmp_path, capsys):
@@ -91,31 +99,31 @@ def test_eval_names_the_fit_its_plcc_and_rmse_are_after(tmp_path, monkeypatch):
     """**Was**: the table's columns read "PLCC (logistic)" and "RMSE (logistic)" also when the logistic was
     not kept (it failed, lost to a line by AICc, or had under 7 points) and the figures were a linear fit's
     — said only in summary.json; now the columns name the linear fit and a line says why."""
-    from typer.testing import CliRunner
-
-    from attiqa.cli.app import app
-
-    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))  # not the user's
     root = tmp_path / "six"
     root.mkdir()
     for i in range(6):
         Image.new("RGB", (32, 32), (40 * i, 60 + 20 * i, 90)).save(root / f"p{i}.png")
     (root / "mos.csv").write_text("image,mos\n" + "".join(f"p{i}.png,{i + 1}\n" for i in range(6)))
-    args = [
-        "eval",
-        "folder",
-        "--root",
-        str(root),
-        "-m",
-        "classical",
-        "-w",
-        "0",
-        "-q",
-        "-o",
-        str(tmp_path / "o"),
-    ]
-    res = CliRunner().invoke(app, args)
+    res = eval_classical(root, tmp_path / "o")
     assert res.exit_code == 0, res.output
     assert "PLCC (linear fit)" in res.output and "RMSE (linear fit)" in res.output
     assert "PLCC (logistic)" not in res.output and "RMSE (logistic)" not in res.output
     assert "fewer than 7 points: linear fit" in res.output
+
+
+def test_eval_of_only_damaged_images_names_them_and_the_fix(tmp_path, monkeypatch):
+    """**Was**: a table whose every image passes the header check but cannot be decoded (cut short) ended
+    "folder: no image could be scored — nothing to evaluate", naming no file and no fix; now the error names
+    how many, the first file with its reason and the fix."""
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))  # not the user's
+    root = tmp_path / "cut"
+    root.mkdir()
+    for i in range(2):
+        Image.new("RGB", (64, 64), (40 * i, 60, 90)).save(tmp_path / "whole.png")
+        (root / f"p{i}.png").write_bytes((tmp_path / "whole.png").read_bytes()[:120])
+    (root / "mos.csv").write_text("image,mos\np0.png,1\np1.png,2\n")
+    res = eval_classical(root, tmp_path / "o")
+    said = f"{res.output}{res.exception}"
+    assert res.exit_code != 0 and "none of its 2 images could be decoded" in said, said
+    assert f"{root / 'p0.png'}: cannot decode image" in said and "re-export" in said

@@ -358,8 +358,16 @@ def evaluate(
 
 
 def _require_rows(res: EvalResult) -> None:
-    if not res.rows:
-        raise AttiqaError(f"{res.dataset}: no image could be scored — nothing to evaluate")
+    """Stop when nothing was scored, naming a file that failed (was "no image could be scored": no file)."""
+    if res.rows:
+        return
+    if res.failed:
+        n = len(res.failed)
+        raise AttiqaError(
+            f"{res.dataset}: none of its {n} image{'s' if n > 1 else ''} could be decoded — nothing to "
+            f"evaluate; the first: {res.failed[0]}"
+        )
+    raise AttiqaError(f"{res.dataset}: no image could be scored — nothing to evaluate")
 
 
 def earlier_eval(out_dir: Path, dataset: IQADataset, scorer_key: str, split: str | None) -> str | None:
