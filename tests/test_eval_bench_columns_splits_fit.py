@@ -127,3 +127,20 @@ def test_eval_of_only_damaged_images_names_them_and_the_fix(tmp_path, monkeypatc
     said = f"{res.output}{res.exception}"
     assert res.exit_code != 0 and "none of its 2 images could be decoded" in said, said
     assert f"{root / 'p0.png'}: cannot decode image" in said and "re-export" in said
+
+
+def test_eval_left_with_one_image_by_damaged_ones_says_to_repair_them(tmp_path, monkeypatch):
+    """**Was**: 3 images listed, 2 cut short: "1 image scored: correlations need at least 2 — evaluate a
+    table of more images", though the table had 3; now the fix says first to repair the 2 that could not be
+    decoded."""
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))  # not the user's
+    root = tmp_path / "cut"
+    root.mkdir()
+    Image.new("RGB", (64, 64), (40, 60, 90)).save(root / "p0.png")
+    for i in (1, 2):
+        (root / f"p{i}.png").write_bytes((root / "p0.png").read_bytes()[:120])
+    (root / "mos.csv").write_text("image,mos\np0.png,1\np1.png,2\np2.png,3\n")
+    res = eval_classical(root, tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "1 image scored: correlations need at least 2 — repair the 2 that could not be decoded" in said
