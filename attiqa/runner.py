@@ -42,6 +42,10 @@ def resolve_in(out_dir: Path, p: str) -> Path:
     return q if q.is_absolute() else out_dir / q
 
 
+DEGRADE_OUT_FIX = "set degrade.out to a new folder"
+"""How a train's degrade stage is pointed at a new folder: its config's option (`attiqa degrade`'s: --out)."""
+
+
 def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> Path:
     """Write the graded set (rank 0; the others wait) and return its folder."""
     from attiqa.distortions.graded import say_damaged, write_graded_set
@@ -67,11 +71,12 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
                 seed=dc.seed,
                 on_item=adv,
                 on_start=adv.start,
+                new_out=DEGRADE_OUT_FIX,
             )
         for e in res.failed:
             console.print(f"[yellow]skipped: {plain(e)}")
         say_damaged(res.damaged)
-        say_versions(res.versions, out, "set degrade.out to a new folder")
+        say_versions(res.versions, out, DEGRADE_OUT_FIX)
     barrier()
     return out
 
