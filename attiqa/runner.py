@@ -419,7 +419,8 @@ def pretraining_goes_on(stage_dir: Path, epochs: int) -> bool:
         card = read_card(stage_dir / "model.safetensors")
     except (AttiqaError, OSError, ValueError):
         return True  # none yet (or unreadable): the resume writes it from the trained weights
-    return (card.get("epoch"), card.get("global_step")) != saved
+    step = card.get("global_step", saved[1])  # a card without its step (an older version's): the epochs alone
+    return (card.get("epoch"), step) != saved
 
 
 def finetune_init(cfg: TrainConfig, out_dir: Path) -> Path | None:
