@@ -35,19 +35,40 @@ def test_makes_an_ignored_folder_at_the_root():
     (HERE / "runs" / "demo").mkdir(parents=True)
 
 
+def test_makes_empty_folders():
+    (HERE / "empty").mkdir()
+    (HERE / "models" / "empty" / "deeper").mkdir(parents=True)
+
+
+def test_writes_ignored_weights_beside_the_sources():
+    (HERE / "models" / "w.safetensors").write_bytes(b"w")
+
+
+def test_writes_an_ignored_file_again():
+    (HERE / "models" / "old.safetensors").write_bytes(b"new")
+
+
+def test_adds_to_an_ignored_folder_there_before():
+    (HERE / "build" / "out.txt").write_text("x")
+
+
 def test_writes_under_tmp_path(tmp_path):
     (tmp_path / "fine.txt").write_text("fine")
 """
 
 CLEAN = """
+import kept_module
+
+
 def test_writes_under_tmp_path(tmp_path):
-    (tmp_path / "fine.txt").write_text("fine")
+    (tmp_path / "fine.txt").write_text(kept_module.WORD)
 """
 
 
-def pytest_run(folder: Path, plugin: str, *args: str) -> subprocess.CompletedProcess:
-    """``pytest -p plugin ARGS`` in ``folder`` (the plugin from ``tests/``), as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONDONTWRITEBYTECODE": "1"}
+def pytest_run(folder: Path, plugin: str, *args: str, bytecode: str = "1") -> subprocess.CompletedProcess:
+    """``pytest -p plugin ARGS`` in ``folder`` (the plugin from ``tests/``), as a user runs it;
+    ``bytecode=""`` lets Python write its ``__pycache__/`` folders (as `make test` does)."""
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONDONTWRITEBYTECODE": bytecode}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", plugin, "-p", "no:cacheprovider", *args],
         cwd=folder,
@@ -58,12 +79,20 @@ def pytest_run(folder: Path, plugin: str, *args: str) -> subprocess.CompletedPro
 
 
 def git_checkout(folder: Path, test_source: str) -> Path:
-    """``folder``: a git checkout with a committed ``kept.txt`` and ``test_it.py``, ``runs/`` ignored."""
-    folder.mkdir()
+    """``folder``: a git checkout with a committed ``kept.txt``, ``kept_module.py``, ``models/keep.txt`` and
+    ``test_it.py``; ``runs/``, ``build/`` and ``*.safetensors`` ignored, ``build/`` and
+    ``models/old.safetensors`` there."""
+    (folder / "models").mkdir(parents=True)
+    (folder / "build").mkdir()
+    (folder / "build" / "old.txt").write_text("old")
+    (folder / "models" / "keep.txt").write_text("kept")
+    (folder / "models" / "old.safetensors").write_bytes(b"old")
     (folder / "kept.txt").write_text("kept")
-    (folder / ".gitignore").write_text("__pycache__/\nruns/\n")
+    (folder / "kept_module.py").write_text("WORD = 'fine'\n")
+    (folder / ".gitignore").write_text("__pycache__/\nruns/\nbuild/\n*.safetensors\n")
     (folder / "test_it.py").write_text(test_source)
-    for cmd in (["init", "-q"], ["add", "kept.txt", ".gitignore", "test_it.py"], ["commit", "-q", "-m", "a"]):
+    tracked = ["kept.txt", "kept_module.py", "models/keep.txt", ".gitignore", "test_it.py"]
+    for cmd in (["init", "-q"], ["add", *tracked], ["commit", "-q", "-m", "a"]):
         subprocess.run(
             ["git", "-c", "user.name=t", "-c", "user.email=t@t", *cmd],
             cwd=folder,
@@ -77,22 +106,30 @@ def git_checkout(folder: Path, test_source: str) -> Path:
 def test_a_run_that_writes_into_the_checkout_fails_and_lists_what_it_wrote(tmp_path, workers):
     repo = git_checkout(tmp_path / "repo", STRAY)
     (repo / "mine.txt").write_text("an untracked file of the user's, there before the run")
+    (repo / "models" / "mine").mkdir()  # an empty folder of the user's, there before the run
     done = pytest_run(repo, "tree_guard", *workers)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "4 passed" in done.stdout  # the tests themselves pass: the run fails
+    assert "8 passed" in done.stdout  # the tests themselves pass: the run fails
     section = done.stdout.split("files written into the source tree", 1)[1]
     assert section.count("files written into the source tree") == 0  # said once, by the controller
-    assert "created or changed 4 path(s)" in section
-    for line in ("?? config.json", "?? finetune/last.safetensors", " M kept.txt", "new at the root: runs"):
+    assert "created or changed 9 path(s)" in section
+    lines = ("?? config.json", "!! finetune/last.safetensors", " M kept.txt", "!! runs/",
+             "?? empty/", "?? models/empty/deeper/",  # git lists no folder: empty ones were missed
+             "!! models/w.safetensors", "!! models/old.safetensors (written again)",  # ignored: missed
+             "!! build/ (written again)")  # fmt: skip
+    for line in lines:
         assert f"  {line}\n" in section
-    assert "mine.txt" not in section and "fine.txt" not in section
+    assert "mine" not in section and "fine.txt" not in section and "old.txt" not in section
 
 
 def test_a_clean_run_passes_and_a_folder_outside_git_is_not_checked(tmp_path):
-    done = pytest_run(git_checkout(tmp_path / "repo", CLEAN), "tree_guard")
+    repo = git_checkout(tmp_path / "repo", CLEAN)
+    done = pytest_run(repo, "tree_guard", bytecode="")  # Python's own __pycache__/ folders are not the tests'
     assert done.returncode == 0 and "source tree" not in done.stdout, done.stdout + done.stderr
+    assert (repo / "__pycache__").is_dir()
     plain = tmp_path / "plain"
-    plain.mkdir()
+    (plain / "models").mkdir(parents=True)
+    (plain / "build").mkdir()
     (plain / "test_it.py").write_text(STRAY.replace('(HERE / "kept.txt")', '(HERE / "other.txt")'))
     done = pytest_run(plain, "tree_guard")
     assert done.returncode == 0 and "source tree" not in done.stdout, done.stdout + done.stderr
