@@ -1,10 +1,12 @@
 """The suite's own guards, each run as pytest runs it (a subprocess on tiny test files in a folder of its
 own): ``tree_guard`` fails a run whose tests write into the checkout, ``serial_files`` keeps `pytest -m
-serial` to the files of the serial tests and fails a run holding a serial test outside them."""
+serial` to the files of the serial tests and fails a run holding a serial test outside them, ``file_order``
+hands out first the files that took longest at the last run."""
 
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -168,18 +170,32 @@ def test_every_listed_file_holds_a_serial_test():
         assert marks, f"{name} holds no serial test: drop it from tests/serial_files.py's SERIAL_FILES"
 
 
-def test_the_heavy_files_handed_out_first_exist_and_the_first_pass_collects_them_first(request):
-    """conftest's HEAVY_FIRST names files (a renamed one would silently go back to xdist's end of the queue),
-    and this run's collection starts with them, each file's tests together."""
-    from conftest import HEAVY_FIRST
+def test_the_files_with_the_most_recorded_seconds_come_first_and_each_run_adds_to_the_record(tmp_path):
+    """``file_order``: a run records its files' seconds in pytest's cache, the next collection puts them in
+    that order (files without a record after, most tests first) and a run of one file keeps the others'."""
+    for name, tests in (("test_a.py", 3), ("test_b.py", 1), ("test_c.py", 2), ("test_d.py", 1)):
+        (tmp_path / name).write_text("".join(f"def test_{i}():\n    pass\n\n\n" for i in range(tests)))
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONDONTWRITEBYTECODE": "1"}
 
-    missing = [name for name in HEAVY_FIRST if not (TESTS / name).is_file()]
-    assert not missing, f"conftest.HEAVY_FIRST names no test file: {missing}"
-    names = [item.path.name for item in request.session.items]
-    present = [name for name in HEAVY_FIRST if name in names]
-    firsts = list(dict.fromkeys(names))[: len(present)]
-    if len(set(names)) > len(present):  # a run of more than the heavy files
-        assert firsts == present, firsts
-    for name in set(names):  # each file's tests contiguous
-        at = [i for i, n in enumerate(names) if n == name]
-        assert at == list(range(at[0], at[0] + len(at))), name
+    def pytest(*args: str) -> subprocess.CompletedProcess:
+        run = [sys.executable, "-m", "pytest", "-q", "-p", "file_order", *args]
+        return subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    def files() -> list[str]:
+        done = pytest("--collect-only")
+        assert done.returncode == 0, done.stdout + done.stderr
+        return list(dict.fromkeys(ln.split("::")[0] for ln in done.stdout.splitlines() if "::" in ln))
+
+    assert files() == ["test_a.py", "test_c.py", "test_b.py", "test_d.py"]  # no record: by number of tests
+    for workers in ([], ["-n", "2"]):
+        done = pytest(*workers)
+        assert done.returncode == 0 and "7 passed" in done.stdout, done.stdout + done.stderr
+        record = json.loads((tmp_path / ".pytest_cache" / "v" / "attiqa" / "file_seconds").read_text())
+        assert sorted(record) == ["test_a.py", "test_b.py", "test_c.py", "test_d.py"], record
+        assert all(isinstance(s, float) and s >= 0 for s in record.values()), record
+    record = {"test_d.py": 9.0, "test_b.py": 5.0, "test_a.py": 1.0}
+    (tmp_path / ".pytest_cache" / "v" / "attiqa" / "file_seconds").write_text(json.dumps(record))
+    assert files() == ["test_d.py", "test_b.py", "test_a.py", "test_c.py"]  # test_c.py: no record
+    assert pytest("test_c.py").returncode == 0
+    after = json.loads((tmp_path / ".pytest_cache" / "v" / "attiqa" / "file_seconds").read_text())
+    assert after.keys() == {*record, "test_c.py"} and {n: after[n] for n in record} == record
