@@ -6,6 +6,7 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
@@ -479,9 +480,32 @@ def check_outputs(cfg: TrainConfig, out_dir: Path) -> None:
             raise ConfigError(f"{key}: {exc}") from None
 
 
+def without_unread_stages(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` without its degrade and label stages when they feed nothing: their labels are read by
+    pretraining only, and a fine-tuning run without it (`--set pretrain=null` on configs/paper_resnet50.yaml)
+    labelled every image first — with CLIP, days of the paper's ImageNet — and made the graded copies, for a
+    table no stage read. Said in one line (rank 0); a label-only run (no finetune:) keeps them."""
+    unread = [name for name in ("degrade", "label") if getattr(cfg, name) is not None]
+    if cfg.pretrain is not None or cfg.finetune is None or not unread:
+        return cfg
+    from attiqa.launch import launched_rank
+
+    if launched_rank() == 0:
+        from attiqa.progress import console
+
+        console.print(
+            f"[yellow]{', '.join(unread)}: skipped — {'their' if len(unread) > 1 else 'its'} labels are read "
+            "by pretraining only, and the run has no pretrain: section (to make the labels alone: --set "
+            "finetune=null)",
+            highlight=False,
+        )
+    return dataclasses.replace(cfg, degrade=None, label=None)
+
+
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
     from attiqa.sharding import alike_on_every_process, is_main, process_group
 
+    cfg = without_unread_stages(cfg)
     out_dir = Path(cfg.out_dir)
     with ExitStack() as held, process_group():  # out_dir held by rank 0, the writer, to the run's end
         with alike_on_every_process(main_only=True):  # rank 0, the writer, holds it: its line is the job's

@@ -90,6 +90,16 @@ def _read_names(path: Path) -> dict[str, str]:
     return names
 
 
+def is_graded_set(folder: Path) -> bool:
+    """Whether ``folder`` holds a graded set (its readable ``sources.json``): an earlier `attiqa degrade`'s
+    output, whose images a search of a folder above it must not take for photos (they were degraded
+    again, and each original copied under a second name)."""
+    try:
+        return bool(_read_names(folder / NAMES_FILE))
+    except AttiqaError:  # a user's own sources.json: not ours
+        return False
+
+
 def _same_bytes(a: str, b: str) -> bool:
     try:
         return filecmp.cmp(a, b, shallow=False)  # sizes first: bytes read only when they agree
