@@ -28,7 +28,8 @@ demo: $(STAMP)
 # runs even when the first fails, so one log shows every failure, and either failing fails `make test`. Bytecode
 # is written even where PYTHONDONTWRITEBYTECODE is set: else every Python process of the suite (the three
 # collections of the test modules, each subprocess and torchrun rank) compiles attiqa's and the tests' sources again
-# --no-loadscope-reorder: xdist hands out whole files in the order tests/conftest.py sorts them (its HEAVY_FIRST first)
+# --no-loadscope-reorder: xdist hands out whole files in the order tests/file_order.py sorts them (the files with the
+# most seconds at the last run first, from a record in .pytest_cache/)
 test: $(STAMP)
 	@status=0; export PYTHONDONTWRITEBYTECODE=; \
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not serial" tests || status=$$?; \

@@ -76,6 +76,33 @@ def official_partition(ds: IQADataset) -> Split:
     return Split("official", train, test, None, "official")
 
 
+def say_off_the_split(ds: IQADataset, who: str) -> None:
+    """The images an official split puts on neither side (an empty or unknown split cell of a folder CSV, a
+    FLIVE image in neither split file), said once before the runs by rank 0: they were left out of every
+    run without a word (3 trained on and 2 tested of a CSV's 12 rows). Validation rows beside a test side
+    are the protocol's, not said."""
+    off = [it for it in ds.items if it.split not in ("train", "val", "test")]
+    if not off or launched_rank() != 0:
+        return
+    lines = [str(it.line) for it in off if it.line is not None]
+    src = next((f.name for f in ds.source_files()), ds.name)
+    if len(lines) == len(off):
+        more = ", ..." if len(lines) > 5 else ""
+        where = f"{src} line{'s' if len(lines) > 1 else ''} {', '.join(lines[:5])}{more}"
+    else:
+        where = f"e.g. {Path(off[0].image).name}"
+    fix = (
+        "fill in their split cells (train or test), or leave the split column out for random 80/20 splits"
+        if ds.name == "folder"
+        else "put them in the split's files, or leave them out of the score file"
+    )
+    console.print(
+        f"[yellow]{plain(who)}: {len(off)} of its {len(ds.items)} images are on neither side of its split "
+        f"({plain(where)}: no train or test in their split cell) — left out of every run; {plain(fix)}",
+        highlight=False,
+    )
+
+
 def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by") -> list[str] | None:
     """Each item's group (``group_by`` a key of the items' meta, ``"auto"`` the dataset's natural one,
     None = no groups); an error naming the dataset when items lack it, and ``option``, the setting that
@@ -345,6 +372,8 @@ class SplitPlan:
     def splits(self, b: BenchDataset) -> list[Split]:
         if b.label not in self._official:  # once per dataset: a fallback to random splits is said once
             self._official[b.label] = uses_official_split(b.dataset, self.official_split)
+            if self._official[b.label]:
+                say_off_the_split(b.dataset, self.who(b))
         if self._official[b.label]:
             return [official_partition(b.dataset)]
         splits = random_splits(len(b.dataset), self.repeats, self.seed, self.held_out, self.groups(b))

@@ -25,7 +25,7 @@ import yaml
 
 from attiqa.backbone_info import BACKBONE_INFO
 from attiqa.distortions.defaults import DEFAULT_GRADED
-from attiqa.errors import ConfigError, did_you_mean
+from attiqa.errors import ConfigError, did_you_mean, shown
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE, SEED_MAX, crop_misfit
 
@@ -464,25 +464,25 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {shown(value)}")
     if origin is Literal:
         if value not in args:
-            hint = did_you_mean(str(value), [str(a) for a in args])
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}{hint}")
+            hint = did_you_mean(value, [str(a) for a in args]) if isinstance(value, str) else ""
+            raise ConfigError(f"{where}: {shown(value)} is not one of {', '.join(map(str, args))}{hint}")
         return value
     if origin is list:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {shown(value)}")
         return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {shown(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {shown(value)}")
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
@@ -491,13 +491,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {shown(value)}")
         return float(value)
     if tp is str:
         if isinstance(value, str):  # as it is: an Unwritten default that model: shares stays one
             return value
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {shown(value)}")
         return str(value)
     return value
 
@@ -627,8 +627,8 @@ def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
         for key, value in given.items():
             if key in raw and raw[key] != value:
                 name = f"{_key(where, stage)}.{key}"
-                raise SettingError(f"{name}: {raw[key]!r} differs from model.{key} ({value!r}); set it once, "
-                                   "in model:", name)  # fmt: skip
+                raise SettingError(f"{name}: {shown(raw[key])} differs from model.{key} ({shown(value)}); "
+                                   "set it once, in model:", name)  # fmt: skip
         out[stage] = {**raw, **given}
     return out
 
@@ -809,7 +809,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> Overridden:
                 name = ".".join(parts[: i + 1])
                 sub, value_text = parts[i + 1], raw.strip()
                 raise ConfigError(
-                    f"--set {item}: {name} is {node[part]!r}, not a section of settings, so it has no "
+                    f"--set {item}: {name} is {shown(node[part])}, not a section of settings, so it has no "
                     f"{sub!r} — write {name}: as a section with its settings indented under it, or set it "
                     f"whole: --set '{name}={{{sub}: {value_text}}}'"
                 )

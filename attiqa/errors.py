@@ -6,6 +6,7 @@ The CLI catches :class:`AttiqaError` and prints its message without a traceback.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -29,6 +30,19 @@ def did_you_mean(
     said = [repr(c) for c in close]
     either = said[0] if len(said) == 1 else f"{', '.join(said[:-1])} or {said[-1]}"
     return f" (did you mean {either}?)"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 2, 4, 4, 4
+_SHORT.maxstring = _SHORT.maxother = 100
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut short (``[[…], …]``) for a one-line error about a value read from a file: a YAML
+    config's value may be an alias bomb (1 KB of text, 43 million strings), whose whole repr took 40 s and
+    2.4 GB and printed 351 MB."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= 120 else f"{text[:119]}…"
 
 
 class AttiqaError(Exception):

@@ -6,6 +6,7 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ def resolve_in(out_dir: Path, p: str) -> Path:
     return q if q.is_absolute() else out_dir / q
 
 
+DEGRADE_OUT_FIX = "set degrade.out to a new folder"
+"""How a train's degrade stage is pointed at a new folder: its config's option (`attiqa degrade`'s: --out)."""
+
+
 def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> Path:
     """Write the graded set (rank 0; the others wait) and return its folder."""
     from attiqa.distortions.graded import say_damaged, write_graded_set
@@ -67,11 +72,12 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
                 seed=dc.seed,
                 on_item=adv,
                 on_start=adv.start,
+                new_out=DEGRADE_OUT_FIX,
             )
         for e in res.failed:
             console.print(f"[yellow]skipped: {plain(e)}")
         say_damaged(res.damaged)
-        say_versions(res.versions, out, "set degrade.out to a new folder")
+        say_versions(res.versions, out, DEGRADE_OUT_FIX)
     barrier()
     return out
 
@@ -393,14 +399,29 @@ def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:
 
 
 def pretraining_goes_on(stage_dir: Path, epochs: int) -> bool:
-    """Whether the pretraining saved in ``stage_dir`` has fewer than ``epochs`` epochs done: a resume trains
-    it on, rewriting the model the fine-tuning starts from. No or an unreadable record: false."""
-    import json
+    """Whether a resume rewrites the pretrained model in ``stage_dir`` from other weights than it holds, as
+    the files on disk say at this instant: its saved state has fewer than ``epochs`` epochs done (it trains
+    on), or one more recent than the model (a run stopped after its last epoch was saved, before the model
+    was rewritten: was read as done from ``last.json``, the fine-tuning said kept). No or an unreadable
+    state: false."""
+    from safetensors import SafetensorError
+
+    from attiqa.io.checkpoints import TrainingStateFile, read_card
+    from attiqa.training.trainer import state_path_for
 
     try:
-        return bool(json.loads((stage_dir / "last.json").read_text())["epoch"] < epochs)
-    except (OSError, ValueError, KeyError, TypeError):
+        with TrainingStateFile(state_path_for(stage_dir / "last.safetensors")) as state:
+            saved = (state.extra["epoch"], state.extra.get("global_step"))
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError):
         return False
+    if not isinstance(saved[0], int) or saved[0] < epochs:
+        return True
+    try:
+        card = read_card(stage_dir / "model.safetensors")
+    except (AttiqaError, OSError, ValueError):
+        return True  # none yet (or unreadable): the resume writes it from the trained weights
+    step = card.get("global_step", saved[1])  # a card without its step (an older version's): the epochs alone
+    return (card.get("epoch"), step) != saved
 
 
 def finetune_init(cfg: TrainConfig, out_dir: Path) -> Path | None:
@@ -459,9 +480,32 @@ def check_outputs(cfg: TrainConfig, out_dir: Path) -> None:
             raise ConfigError(f"{key}: {exc}") from None
 
 
+def without_unread_stages(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` without its degrade and label stages when they feed nothing: their labels are read by
+    pretraining only, and a fine-tuning run without it (`--set pretrain=null` on configs/paper_resnet50.yaml)
+    labelled every image first — with CLIP, days of the paper's ImageNet — and made the graded copies, for a
+    table no stage read. Said in one line (rank 0); a label-only run (no finetune:) keeps them."""
+    unread = [name for name in ("degrade", "label") if getattr(cfg, name) is not None]
+    if cfg.pretrain is not None or cfg.finetune is None or not unread:
+        return cfg
+    from attiqa.launch import launched_rank
+
+    if launched_rank() == 0:
+        from attiqa.progress import console
+
+        console.print(
+            f"[yellow]{', '.join(unread)}: skipped — {'their' if len(unread) > 1 else 'its'} labels are read "
+            "by pretraining only, and the run has no pretrain: section (to make the labels alone: --set "
+            "finetune=null)",
+            highlight=False,
+        )
+    return dataclasses.replace(cfg, degrade=None, label=None)
+
+
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
     from attiqa.sharding import alike_on_every_process, is_main, process_group
 
+    cfg = without_unread_stages(cfg)
     out_dir = Path(cfg.out_dir)
     with ExitStack() as held, process_group():  # out_dir held by rank 0, the writer, to the run's end
         with alike_on_every_process(main_only=True):  # rank 0, the writer, holds it: its line is the job's

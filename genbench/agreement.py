@@ -49,6 +49,7 @@ class Vote:
     pair_id: str
     choice: str  # "a" | "b"
     rater: str = ""
+    line: int = field(default=0, compare=False)  # its line in a CSV (0: a vote database's), for errors
 
 
 @dataclass
@@ -86,10 +87,11 @@ def read_votes_csv(path: Path) -> list[Vote]:
     path = Path(path)
     table = read_csv(path, what="preferences CSV (pair_id,choice[,rater])")  # a spreadsheet may write ;
     pair_col, choice_col = table.column("pair_id", required=False), table.column("choice", required=False)
-    if pair_col is None or choice_col is None:
+    if pair_col is None or choice_col is None:  # the fix was left to guess, an empty file "found: none"
+        found = f"its header is {', '.join(table.fields)}" if table.fields else "it is empty"
         raise AttiqaError(
-            f"{path}: expected CSV columns pair_id,choice[,rater] (choice = a or b; found: "
-            f"{', '.join(table.fields) or 'none'})"
+            f"{path}: expected CSV columns pair_id,choice[,rater] (choice = a or b), {found} — name its "
+            "columns so in a first line, or pass the preferences file the votes were saved in"
         )
     rater_col = table.column("rater", required=False)
     votes = []
@@ -108,7 +110,7 @@ def read_votes_csv(path: Path) -> list[Vote]:
         if not pair:  # was "1 voted pair id(s) are not in the run's manifest (e.g. )"
             raise AttiqaError(f"{path}:{n}: no pair_id — {fix}")
         rater = read_cell(str(row.get(rater_col) or "")) if rater_col else ""
-        votes.append(Vote(pair, choice, rater))
+        votes.append(Vote(pair, choice, rater, n))
     return votes
 
 
@@ -135,6 +137,7 @@ def human_labels(
     (wrong file?) when no vote is for this run, or when the caller gives no ``left_out`` set; otherwise
     those pair ids go into ``left_out`` and their votes are left aside: one stale vote (a pair dropped
     from the run since) refused every other one as "are the preferences for this run?"."""
+    votes = list(votes)  # read again for the first unknown one's line
     known = {p.pair_id for p in pairs}
     counts: Counter[tuple[str, str]] = Counter()
     unknown = set()
@@ -143,11 +146,14 @@ def human_labels(
             unknown.add(v.pair_id)
             continue
         counts[(v.pair_id, v.choice)] += 1
-    if unknown and (left_out is None or not counts):
-        sample = ", ".join(sorted(unknown)[:3])
+    if unknown and (left_out is None or not counts):  # the first such vote's line and a pair id the run has
+        first = next(v for v in votes if v.pair_id in unknown)
+        where = f"line {first.line}: " if first.line else ""
+        theirs = f"; the run's are e.g. {min(known)}" if known else ""
         raise AttiqaError(
             f"{source or 'the votes'}: {len(unknown)} voted pair id(s) are not in the run's manifest (e.g. "
-            f"{sample}) — are the preferences for this run? Pass its own with --prefs FILE"
+            f"{where}{first.pair_id}{theirs}) — are the preferences for this run? Pass its own with --prefs "
+            "FILE (its votes.sqlite, or a CSV pair_id,choice of its pair ids)"
         )
     if left_out is not None:
         left_out.update(unknown)

@@ -366,6 +366,11 @@ def agree(
         votes, repeats = first_votes(votes)
         stale: set[str] = set()
         labels = human_labels(votes, pairs, source, left_out=stale)
+        if not labels and not votes and source.suffix.lower() == ".csv":  # a header alone: "collect" misled
+            raise AttiqaError(
+                f"{source}: no vote in it (a header, no line after it) — pass the preferences file the votes "
+                f"were saved in, or collect some with `genbench vote {shell_arg(run_dir)}`"
+            )
         if not labels:
             raise AttiqaError(
                 f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`"

@@ -8,6 +8,8 @@ from pathlib import Path
 from attiqa.errors import ModelLoadError, did_you_mean
 
 DEFAULT_POLICY = Path(__file__).parent / "data" / "policy-default.safetensors"
+FINISH_RUN = "finish it: rerun the isp-tune command that started it (--out {run}: it resumes), then use it"
+"""The fix for a run folder given as a policy before its training finished."""
 
 
 def resolve_policy(spec: str | Path) -> Path:
@@ -22,6 +24,11 @@ def resolve_policy(spec: str | Path) -> Path:
         return DEFAULT_POLICY
     path = Path(spec)
     if path.is_dir():  # a run folder: its policy
+        if not (path / "policy.safetensors").is_file() and (path / "run.json").is_file():
+            raise ModelLoadError(  # was "a folder without policy.safetensors — pass an isp-tune run folder"
+                f"{path}: an isp-tune run whose training has not finished (no policy.safetensors yet) — "
+                f"{FINISH_RUN.format(run=path)}"
+            )
         if not (path / "policy.safetensors").is_file():
             raise ModelLoadError(
                 f"{path}: a folder without policy.safetensors — pass an isp-tune run folder or its "
@@ -42,3 +49,30 @@ def resolve_policy(spec: str | Path) -> Path:
             "(RUN/policy.safetensors), or `default` for the policy shipped with the package"
         )
     return path
+
+
+def training_left(run: Path) -> str | None:
+    """What says a run folder's training has not finished though a ``policy.safetensors`` is there (one an
+    earlier, shorter training wrote; a run continued with more steps and stopped): its checkpoint further on
+    than the policy, as the files on disk say — else None. Read torch-free, from the JSON beside each."""
+    import json
+
+    state = find_state(run / "checkpoint")
+    try:
+        reached = json.loads((state / "state.json").read_text())["num_timesteps"] if state else None
+        saved = json.loads((run / "policy.json").read_text())["timesteps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(reached, int) or not isinstance(saved, int) or reached <= saved:
+        return None
+    return f"its checkpoint is at step {reached}, its policy.safetensors of step {saved}"
+
+
+def find_state(folder: str | Path) -> Path | None:
+    """The last complete checkpoint folder: ``folder``, or if a kill hit the swap the finished
+    ``folder.tmp`` (its ``state.json`` is written last: complete when that exists) or ``folder.old``."""
+    folder = Path(folder)
+    for cand in (folder, folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")):
+        if (cand / "state.json").is_file():
+            return cand
+    return None

@@ -25,6 +25,7 @@ from attiqa.io.atomic import atomic_path, write_json_atomic
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from isp_env.env import N_STATS, spaces_for
 from isp_env.params import NAMES
+from isp_env.policy_files import find_state
 from isp_env.registration import RL_ALGOS
 from isp_env.teacher import TeacherPolicy
 
@@ -243,16 +244,6 @@ def save_state(model: BaseAlgorithm, folder: str | Path, extra: dict[str, Any]) 
         folder.rename(old)
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def find_state(folder: str | Path) -> Path | None:
-    """The last complete checkpoint folder: ``folder``, or if a kill hit the swap the finished
-    ``folder.tmp`` (its ``state.json`` is written last: complete when that exists) or ``folder.old``."""
-    folder = Path(folder)
-    for cand in (folder, folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")):
-        if (cand / "state.json").is_file():
-            return cand
-    return None
 
 
 def load_state(model: BaseAlgorithm, folder: Path, doc: dict[str, Any] | None = None) -> dict[str, Any]:

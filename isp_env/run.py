@@ -52,8 +52,8 @@ from isp_env.baselines import cma_search, guarded_objective, kept_generations, s
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import RunFiles, neutral, raw_record, written_values
-from isp_env.policy_files import resolve_policy
-from isp_env.policy_io import find_state, load_policy, policy_digest
+from isp_env.policy_files import find_state, resolve_policy
+from isp_env.policy_io import load_policy, policy_digest
 from isp_env.raw import (
     RawImage,
     RawReadError,

@@ -34,10 +34,9 @@ from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import RenderObjective, guarded_objective, score_together, search_plan
 from isp_env.env import ISPTuningEnv
 from isp_env.params import N_PARAMS, RunFiles, neutral, to_normalized
-from isp_env.policy_files import resolve_policy
+from isp_env.policy_files import find_state, resolve_policy
 from isp_env.policy_io import (
     algorithms,
-    find_state,
     load_policy,
     load_state,
     policy_name,

@@ -37,53 +37,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Registers ``tree_guard`` (a run that writes into the source tree fails) and ``serial_files`` (`-m
-    serial` collects the files of the serial tests alone). In a pytest-xdist worker
+    """Registers ``tree_guard`` (a run that writes into the source tree fails), ``serial_files`` (`-m
+    serial` collects the files of the serial tests alone) and ``file_order`` (the files that took longest
+    at the last run first). In a pytest-xdist worker
     (`make test` runs two on a 2-core machine) torch and every process a test starts take one thread
     (OMP_NUM_THREADS, inherited): two workers of a thread per core each oversubscribe the cores, and a tiny
     run is mostly threads' overhead. Tests of the thread count set it themselves; the
     ones marked ``serial`` run alone, after, with the default count (docs/architecture.md, "Tests")."""
-    for name in ("tree_guard", "serial_files"):
+    for name in ("tree_guard", "serial_files", "file_order"):
         if not config.pluginmanager.has_plugin(name):
             config.pluginmanager.register(importlib.import_module(name), name)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-
-
-# the test files with the most time in them (``--durations`` of `make test`'s first pass, stop 64),
-# handed out first: `make test` passes --no-loadscope-reorder, so pytest-xdist gives whole files to its two
-# workers in the order below, and a long file with few tests (which xdist's own order, by number of tests,
-# puts last) no longer runs alone at the end with the other worker idle. A file missing here only runs
-# later; none is skipped.
-HEAVY_FIRST = (
-    "test_isp_scale.py",
-    "test_hostile_scoring.py",
-    "test_genbench_generate.py",
-    "test_labeling_prompts_exiqa_reruns.py",
-    "test_output_locks.py",
-    "test_isp_tune.py",
-    "test_default_model.py",
-    "test_commit_interrupt.py",
-    "test_genbench_run_damage_and_prefs.py",
-    "test_score_eval_outputs.py",
-    "test_hostile_edges.py",
-    "test_genbench_score_resume.py",
-    "test_train_interrupts_and_disk.py",
-    "test_labeling_moved_folders_resume.py",
-    "test_bench_resume_and_settings.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The files of :data:`HEAVY_FIRST` first, in its order; the rest by number of tests, most first (xdist's
-    own order). A stable sort: each file's tests stay together and in their order."""
-    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
-    count: dict[str, int] = {}
-    for item in items:
-        count[item.path.name] = count.get(item.path.name, 0) + 1
-    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -count[item.path.name]))
 
 
 def skimage_rgb(name: str) -> Image.Image:

@@ -211,3 +211,30 @@ def test_configs_round_trip_through_yaml_and_json_with_unwritten_defaults():
             plain = to_dict(section)
             assert from_dict(type(section), yaml.safe_load(yaml.safe_dump(plain)), "") == section
             assert from_dict(type(section), json.loads(json.dumps(plain)), "") == section
+
+
+def _alias_bomb(levels: int = 8) -> str:
+    """A YAML list of 9 ** ``levels`` strings in under a kilobyte: each anchor is nine aliases of the one
+    before ("billion laughs")."""
+    rows = ['&a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    rows += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return f"[{', '.join(rows)}]"
+
+
+def test_a_yaml_alias_bomb_in_a_setting_is_one_short_line(tmp_path, monkeypatch):
+    """A 1 KB config whose label.out holds 43 million strings by aliases was "expected a string, got
+    [[…]]" of 351 MB after 40 s and 2.4 GB (one level more: a MemoryError traceback); the value is now
+    shown cut short. Likewise a --set under such a setting."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    f = tmp_path / "bomb.yaml"
+    f.write_text(f"label:\n  images: [photos]\n  out: {_alias_bomb()}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(f)
+    said = str(caught.value)
+    assert said.startswith(f"{f}: label.out: expected a string, got [[") and len(said) < 400, said[:500]
+    f.write_text(f"label:\n  images: [photos]\nfinetune: {_alias_bomb()}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(f, ["finetune.epochs=1"])
+    said = str(caught.value)
+    assert "--set finetune.epochs=1: finetune is [[" in said and len(said) < 600, said[:700]

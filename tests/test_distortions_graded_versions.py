@@ -390,3 +390,32 @@ def test_a_make_distorted_remake_killed_after_its_deletes_lists_no_deleted_image
         make_distorted_set(sources, out, rounds=3, seed=2, distortions=TYPES)
     listed = [line.split(",")[0] for line in (out / "labels.csv").read_text().splitlines()[1:]]
     assert listed and all((out / name).is_file() for name in listed), listed
+
+
+def test_an_unreadable_record_names_each_commands_own_option_for_a_new_folder(tmp_path, sources, cli):
+    """A damaged ``versions.json`` is refused in one line whose fix names how the command that read it is
+    pointed at a new folder: a train's degrade stage was told "use another --out folder", an option `attiqa
+    train` does not have (its is ``degrade.out`` in the config)."""
+    run = tmp_path / "run"
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text(
+        f"out_dir: {run}\ndegrade:\n  sources: [{sources[0].parent}]\n  distortions: [contrast]\n"
+        "  levels: [1]\nlabel:\n  teacher: classical\n",
+        encoding="utf-8",
+    )
+    new_out = "or write to a new --out folder"
+    deg, md = tmp_path / "deg", tmp_path / "md"
+    commands = {
+        run / "graded": (("train", "--config", yaml), "or set degrade.out to a new folder"),
+        deg: (("degrade", sources[0].parent, "-o", deg), new_out),
+        md: (("make-distorted", sources[0].parent, "-o", md, "--rounds", "1"), new_out),
+    }
+    for folder, (args, fix) in commands.items():
+        folder.mkdir(parents=True)
+        (folder / VERSIONS_FILE).write_text('{"versions": [', encoding="utf-8")  # cut short
+        res = cli(*args)
+        said = " ".join(res.stderr.split())
+        assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+        assert f"{folder / VERSIONS_FILE}: unreadable record of the distortion versions" in said, said
+        assert said.endswith(fix), said
+        assert ("--out" in said) == (args[0] != "train"), said

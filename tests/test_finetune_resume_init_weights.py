@@ -276,3 +276,40 @@ def test_ctrl_c_while_pretraining_trains_on_says_the_fine_tuning_trains_again(tm
         "continue — it fine-tunes finetune, finetune/heads again (saved from earlier weights of "
         f"{init}), over their files"
     ) in said, said
+
+
+@pytest.mark.parametrize("point", ["calibrate_model", "_write_last"])
+def test_ctrl_c_after_pretrainings_last_epoch_before_its_model_is_rewritten_says_the_fine_tuning_trains_again(
+    tmp_path, cli, monkeypatch, point
+):
+    """`--resume --set pretrain.epochs=2` of a finished polished run, a real SIGINT once pretraining's last
+    epoch is saved (its state — ``_write_last``: before its ``last.json`` — or its record too: calibrating)
+    but before its model is rewritten: **was** "finetune after epoch 1, finetune/heads after epoch 1, …
+    kept" — the words read "pretraining done" from ``last.json`` and compared the not yet rewritten model's
+    hash, but the resume rewrites it from the trained weights and fine-tunes both parts again. Now the
+    state on disk decides: a pretraining state newer than its model says the fine-tuning trains again."""
+    import os
+    import signal
+
+    import attiqa.training.pretrain as pretrain_module
+    from attiqa.training.trainer import Trainer
+
+    cmd, run = _run(tmp_path, cli, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    owner = pretrain_module if point == "calibrate_model" else Trainer
+    real = getattr(owner, point)
+
+    def stop_here(*args, **kwargs):
+        if point == "_write_last" and (args[0].label != "pretrain" or args[1] != 1):
+            return real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # a user's Ctrl-C at this instant, delivered for real
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, point, stop_here)
+    res = cli(*cmd, "--resume", "--set", "pretrain.epochs=2")
+    said = _said(res)
+    assert res.returncode == 130, said
+    assert "finetune after epoch" not in said, said  # the resume does not continue it
+    assert (
+        f"it fine-tunes finetune, finetune/heads again (saved from earlier weights of "
+        f"{run / 'pretrain' / 'model.safetensors'}), over their files"
+    ) in said, said

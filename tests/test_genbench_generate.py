@@ -109,7 +109,7 @@ def test_not_a_pipeline_folder_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_and_resume_with_the_real_command(tmp_path, tiny_sd):
+def test_kill_and_resume_with_the_real_command(tmp_path, tiny_sd, genbench_cli):
     out = tmp_path / "run"
     args = [
         "run",
@@ -139,7 +139,7 @@ def test_kill_and_resume_with_the_real_command(tmp_path, tiny_sd):
     done = load_pairs(out)  # the manifest on disk is complete JSON listing finished pairs only
     assert all((out / p.image_a).exists() and (out / p.image_b).exists() for p in done)
 
-    res = run_genbench(*args)
+    res = genbench_cli(*args)  # the rerun in this process (the kill was the real command's)
     assert res.returncode == 0, res.stderr
     assert f"{len(kept)} already there" in res.stderr
     assert len(load_pairs(out)) == 4 and len(list((out / "images").glob("*.png"))) == 8
@@ -147,7 +147,7 @@ def test_kill_and_resume_with_the_real_command(tmp_path, tiny_sd):
     assert not list(out.rglob("*.tmp"))
 
 
-def test_an_interrupted_run_ends_with_the_signal_s_code_and_one_line(tmp_path, tiny_sd):
+def test_an_interrupted_run_ends_with_the_signal_s_code_and_one_line(tmp_path, tiny_sd, genbench_cli):
     """**Was** (session 36): exit 130 for SIGTERM too (``typer.Exit(130)``: Slurm or a supervisor read
     Ctrl-C); now 143 / 130 as every command, the command's own line the only "interrupted", and the rerun
     completes the run."""
@@ -166,7 +166,7 @@ def test_an_interrupted_run_ends_with_the_signal_s_code_and_one_line(tmp_path, t
         ], err
     made = len(list(out.glob("images/*.png")))
     assert 2 <= made < 12
-    res = run_genbench(*args)
+    res = genbench_cli(*args)  # the rerun in this process (the signals were the real command's)
     assert res.returncode == 0 and f"{12 - made} images made, {made} already there" in res.stderr, res.stderr
 
 

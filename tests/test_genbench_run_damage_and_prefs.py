@@ -222,3 +222,40 @@ def test_a_damaged_checkpoints_skip_line_names_it_once(tmp_path, photos, genbenc
         assert res.returncode == 0, said
         assert f"skipped {typed}: not a readable safetensors checkpoint" in said
         assert said.count("cut.safetensors") == 1, said
+
+
+def test_each_prefs_refusal_names_the_file_the_line_or_pair_and_the_fix(tmp_path, photos, genbench_cli):
+    """`genbench agree RUN --prefs FILE` refused, rightly, but **was** vague: another run's file "2 voted pair
+    id(s) are not in the run's manifest (e.g. bar, foo) — …" (not which line, nor what the run's ids look
+    like); columns misnamed "expected CSV columns … (found: pid, vote)" and an empty file "(found: none)"
+    with no fix; a header alone "no votes for this run's pairs yet — collect some with `genbench vote`"
+    (the file was the wrong one). Now each names the file, the line or pair, and what to do."""
+    run = make_photo_run(tmp_path / "run", photos)
+    assert genbench_cli("score", run, "-m", "classical", "-w", "0").returncode == 0
+    ours = min(p.pair_id for p in load_pairs(run))
+    given = {
+        "other.csv": (
+            "pair_id,choice\nfoo,a\nbar,b\n",
+            "2 voted pair id(s) are not in the run's manifest (e.g. line 2: foo; the run's are e.g. "
+            f"{ours}) — are the preferences for this run? Pass its own with --prefs FILE (its votes.sqlite, "
+            "or a CSV pair_id,choice of its pair ids)",
+        ),
+        "cols.csv": (
+            "pid,vote\nx,a\n",
+            "expected CSV columns pair_id,choice[,rater] (choice = a or b), its header is pid, vote — name "
+            "its columns so in a first line, or pass the preferences file the votes were saved in",
+        ),
+        "empty.csv": ("", "expected CSV columns pair_id,choice[,rater] (choice = a or b), it is empty — "),
+        "header.csv": (
+            "pair_id,choice\n",
+            "no vote in it (a header, no line after it) — pass the preferences file the votes were saved "
+            f"in, or collect some with `genbench vote {run}`",
+        ),
+    }
+    for name, (text, said) in given.items():
+        prefs = tmp_path / name
+        prefs.write_text(text, encoding="utf-8")
+        res = genbench_cli("agree", run, "--prefs", prefs)
+        lines = res.stderr.splitlines()
+        assert res.returncode == 2 and len(lines) == 1, res.stderr
+        assert lines[0].startswith(f"error: {prefs}: {said}"), (name, lines[0])

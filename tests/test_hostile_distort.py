@@ -172,3 +172,25 @@ def test_degrade_takes_odd_photos_whole(tmp_path, cli):
     first, second = ({p.name: p.read_bytes() for p in (tmp_path / d).glob("*.png")} for d in ("deg", "again"))
     assert first.keys() == second.keys()
     assert [n for n in first if first[n] != second[n]] == []
+
+
+def test_a_graded_set_inside_the_sources_is_left_out_of_another_output(photo_dir, cli):
+    """**Was**: after `degrade photos -o photos/degraded` (the folder `degrade`'s own refusal suggests),
+    `degrade photos -o other` took the graded set's images for photos: 12 written for 2 photos, among them
+    a copy of each original again (`coffee é_1.png`) and images degraded twice (`…_contrast_1__contrast_1`);
+    `make-distorted photos` drew them too. Now left out, in one line naming the set."""
+    degraded = photo_dir / "degraded"
+    first = cli("degrade", photo_dir, "-o", degraded, "--levels", "1", "--distortions", "contrast")
+    assert first.returncode == 0 and "4 written" in first.stderr, first.stderr
+    other = photo_dir.parent / "other"
+    res = cli("degrade", photo_dir, "-o", other, "--levels", "1", "--distortions", "contrast")
+    assert res.returncode == 0 and "4 written, 0 already there" in res.stderr, res.stderr
+    assert "left out 4 image(s) of the graded set" in res.stderr and "degraded" in res.stderr, res.stderr
+    assert not [f for f in _files(other) if "_1" in f.replace("_1.png", "")], _files(other)
+    md = photo_dir.parent / "md"
+    res = cli("make-distorted", photo_dir, "-o", md, "--rounds", "1", "--distortions", "gaussian_blur")
+    assert res.returncode == 0 and "2 written" in res.stderr, res.stderr
+    # the graded set named itself is read: its images are what was asked for
+    twice = photo_dir.parent / "twice"
+    res = cli("degrade", degraded, "-o", twice, "--levels", "1", "--distortions", "contrast")
+    assert res.returncode == 0 and "8 written" in res.stderr and "left out" not in res.stderr, res.stderr

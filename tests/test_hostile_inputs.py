@@ -527,7 +527,7 @@ def test_a_moved_collection_resumes_under_the_same_names(tmp_path):
 
 def test_isp_checkpoint_survives_a_kill_between_the_two_renames(tmp_path):
     pytest.importorskip("stable_baselines3")
-    from isp_env.policy_io import find_state
+    from isp_env.policy_files import find_state
 
     state = tmp_path / "state"
     # save_state: write state.tmp (state.json last), rename state -> state.old, remove state.old, rename

@@ -445,10 +445,10 @@ def test_a_command_that_does_not_catch_interruptions_still_ends_with_their_exit_
     assert res.returncode == 0 and "(60 images)" in res.stderr, res.stderr
 
 
-def test_rerun_with_another_scorer_is_refused(photo_dir, tmp_path):
+def test_rerun_with_another_scorer_is_refused(photo_dir, tmp_path, cli):
     out = tmp_path / "s.csv"
     out.write_text("image,mos,sharpness\nx.png,50,0.5\n")
-    msg = one_line_error(run_attiqa("score", photo_dir, "-m", "classical", "-o", out))
+    msg = one_line_error(cli("score", photo_dir, "-m", "classical", "-o", out))
     assert "exists with columns" in msg and out.read_text().startswith("image,mos,")
 
 

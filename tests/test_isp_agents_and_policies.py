@@ -238,3 +238,45 @@ def test_an_agent_that_would_never_learn_is_warned_about_before_it_trains(tmp_pa
     assert "raise --timesteps or lower --learning-starts" in said
     r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "learns")])  # learning starts at step 2
     assert r.exit_code == 0 and "warning" not in r.output, r.output
+
+
+def test_render_from_a_run_whose_training_has_not_finished_says_so(tmp_path, isp_raws, isp_cli, monkeypatch):
+    """**Was** `isp-tune render RAW --policy RUN` of a finished 4-step RUN continued with `--timesteps 16`
+    and stopped with Ctrl-C after a checkpoint: rendered with the 4-step policy.safetensors, no word that the
+    training had gone on and not finished; a run stopped before its first policy was "a folder without
+    policy.safetensors — pass an isp-tune run folder" (it is one). Now one line each, with the fix."""
+    import os
+    import signal
+
+    import isp_env.tuning
+
+    raw_dir, run = agent_run(tmp_path, isp_raws, "run")
+    real_save = isp_env.tuning.save_state
+
+    def ctrl_c_after_a_checkpoint(model, *args, **kwargs):
+        real_save(model, *args, **kwargs)
+        if model.num_timesteps > 4:
+            os.kill(os.getpid(), signal.SIGINT)  # a user's Ctrl-C once the longer training saved its state
+
+    monkeypatch.setattr(isp_env.tuning, "save_state", ctrl_c_after_a_checkpoint)
+    res = isp_cli(
+        "--raw-dir", raw_dir, "--out", run, *TINY_AGENT, "--algo", "sac", "--base", "neutral",
+        "--timesteps", "16", "--checkpoint-every", "4",
+    )  # fmt: skip
+    assert res.returncode == 130, res.stderr[-2000:]
+    raw, png = next(raw_dir.iterdir()), tmp_path / "out.png"
+    res = isp_cli("render", raw, "--policy", run, "-o", png)
+    said = " ".join(res.stderr.split())
+    assert res.returncode != 0 and not png.exists(), said
+    assert (
+        f"--policy {run}: its training has not finished (its checkpoint is at step 8, its policy.safetensors "
+        f"of step 4) — finish it: rerun the isp-tune command that started it (--out {run}: it resumes)"
+    ) in said, said
+    assert said.endswith(f"or render with that earlier policy anyway: --policy {run / 'policy.safetensors'}")
+    assert isp_cli("render", raw, "--policy", run / "policy.safetensors", "-o", png).returncode == 0
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "run.json").write_bytes((run / "run.json").read_bytes())  # stopped before its first policy
+    res = isp_cli("render", raw, "--policy", fresh, "-o", png)
+    said = " ".join(res.stderr.split())
+    assert f"{fresh}: an isp-tune run whose training has not finished (no policy.safetensors" in said, said

@@ -78,7 +78,7 @@ def test_a_resumed_ppo_run_trains_the_steps_asked(tmp_path, isp_raws):
 
     import pytest
 
-    from isp_env.policy_io import find_state
+    from isp_env.policy_files import find_state
     from isp_env.train_config import TrainConfig
     from isp_env.tuning import train
 

@@ -26,7 +26,8 @@ from isp_env.env import N_STATS
 from isp_env.isp import develop, finish
 from isp_env.mos_function import from_scorer
 from isp_env.params import NAMES, neutral, to_normalized
-from isp_env.policy_io import find_state, load_policy, load_state
+from isp_env.policy_files import find_state
+from isp_env.policy_io import load_policy, load_state
 from isp_env.raw import read_raw
 from isp_env.run_inputs import split
 from isp_env.train_config import TrainConfig

@@ -1,10 +1,12 @@
 """The suite's own guards, each run as pytest runs it (a subprocess on tiny test files in a folder of its
 own): ``tree_guard`` fails a run whose tests write into the checkout, ``serial_files`` keeps `pytest -m
-serial` to the files of the serial tests and fails a run holding a serial test outside them."""
+serial` to the files of the serial tests and fails a run holding a serial test outside them, ``file_order``
+hands out first the files that took longest at the last run."""
 
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -35,19 +37,40 @@ def test_makes_an_ignored_folder_at_the_root():
     (HERE / "runs" / "demo").mkdir(parents=True)
 
 
+def test_makes_empty_folders():
+    (HERE / "empty").mkdir()
+    (HERE / "models" / "empty" / "deeper").mkdir(parents=True)
+
+
+def test_writes_ignored_weights_beside_the_sources():
+    (HERE / "models" / "w.safetensors").write_bytes(b"w")
+
+
+def test_writes_an_ignored_file_again():
+    (HERE / "models" / "old.safetensors").write_bytes(b"new")
+
+
+def test_adds_to_an_ignored_folder_there_before():
+    (HERE / "build" / "out.txt").write_text("x")
+
+
 def test_writes_under_tmp_path(tmp_path):
     (tmp_path / "fine.txt").write_text("fine")
 """
 
 CLEAN = """
+import kept_module
+
+
 def test_writes_under_tmp_path(tmp_path):
-    (tmp_path / "fine.txt").write_text("fine")
+    (tmp_path / "fine.txt").write_text(kept_module.WORD)
 """
 
 
-def pytest_run(folder: Path, plugin: str, *args: str) -> subprocess.CompletedProcess:
-    """``pytest -p plugin ARGS`` in ``folder`` (the plugin from ``tests/``), as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONDONTWRITEBYTECODE": "1"}
+def pytest_run(folder: Path, plugin: str, *args: str, bytecode: str = "1") -> subprocess.CompletedProcess:
+    """``pytest -p plugin ARGS`` in ``folder`` (the plugin from ``tests/``), as a user runs it;
+    ``bytecode=""`` lets Python write its ``__pycache__/`` folders (as `make test` does)."""
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONDONTWRITEBYTECODE": bytecode}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", plugin, "-p", "no:cacheprovider", *args],
         cwd=folder,
@@ -58,12 +81,20 @@ def pytest_run(folder: Path, plugin: str, *args: str) -> subprocess.CompletedPro
 
 
 def git_checkout(folder: Path, test_source: str) -> Path:
-    """``folder``: a git checkout with a committed ``kept.txt`` and ``test_it.py``, ``runs/`` ignored."""
-    folder.mkdir()
+    """``folder``: a git checkout with a committed ``kept.txt``, ``kept_module.py``, ``models/keep.txt`` and
+    ``test_it.py``; ``runs/``, ``build/`` and ``*.safetensors`` ignored, ``build/`` and
+    ``models/old.safetensors`` there."""
+    (folder / "models").mkdir(parents=True)
+    (folder / "build").mkdir()
+    (folder / "build" / "old.txt").write_text("old")
+    (folder / "models" / "keep.txt").write_text("kept")
+    (folder / "models" / "old.safetensors").write_bytes(b"old")
     (folder / "kept.txt").write_text("kept")
-    (folder / ".gitignore").write_text("__pycache__/\nruns/\n")
+    (folder / "kept_module.py").write_text("WORD = 'fine'\n")
+    (folder / ".gitignore").write_text("__pycache__/\nruns/\nbuild/\n*.safetensors\n")
     (folder / "test_it.py").write_text(test_source)
-    for cmd in (["init", "-q"], ["add", "kept.txt", ".gitignore", "test_it.py"], ["commit", "-q", "-m", "a"]):
+    tracked = ["kept.txt", "kept_module.py", "models/keep.txt", ".gitignore", "test_it.py"]
+    for cmd in (["init", "-q"], ["add", *tracked], ["commit", "-q", "-m", "a"]):
         subprocess.run(
             ["git", "-c", "user.name=t", "-c", "user.email=t@t", *cmd],
             cwd=folder,
@@ -77,22 +108,30 @@ def git_checkout(folder: Path, test_source: str) -> Path:
 def test_a_run_that_writes_into_the_checkout_fails_and_lists_what_it_wrote(tmp_path, workers):
     repo = git_checkout(tmp_path / "repo", STRAY)
     (repo / "mine.txt").write_text("an untracked file of the user's, there before the run")
+    (repo / "models" / "mine").mkdir()  # an empty folder of the user's, there before the run
     done = pytest_run(repo, "tree_guard", *workers)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "4 passed" in done.stdout  # the tests themselves pass: the run fails
+    assert "8 passed" in done.stdout  # the tests themselves pass: the run fails
     section = done.stdout.split("files written into the source tree", 1)[1]
     assert section.count("files written into the source tree") == 0  # said once, by the controller
-    assert "created or changed 4 path(s)" in section
-    for line in ("?? config.json", "?? finetune/last.safetensors", " M kept.txt", "new at the root: runs"):
+    assert "created or changed 9 path(s)" in section
+    lines = ("?? config.json", "!! finetune/last.safetensors", " M kept.txt", "!! runs/",
+             "?? empty/", "?? models/empty/deeper/",  # git lists no folder: empty ones were missed
+             "!! models/w.safetensors", "!! models/old.safetensors (written again)",  # ignored: missed
+             "!! build/ (written again)")  # fmt: skip
+    for line in lines:
         assert f"  {line}\n" in section
-    assert "mine.txt" not in section and "fine.txt" not in section
+    assert "mine" not in section and "fine.txt" not in section and "old.txt" not in section
 
 
 def test_a_clean_run_passes_and_a_folder_outside_git_is_not_checked(tmp_path):
-    done = pytest_run(git_checkout(tmp_path / "repo", CLEAN), "tree_guard")
+    repo = git_checkout(tmp_path / "repo", CLEAN)
+    done = pytest_run(repo, "tree_guard", bytecode="")  # Python's own __pycache__/ folders are not the tests'
     assert done.returncode == 0 and "source tree" not in done.stdout, done.stdout + done.stderr
+    assert (repo / "__pycache__").is_dir()
     plain = tmp_path / "plain"
-    plain.mkdir()
+    (plain / "models").mkdir(parents=True)
+    (plain / "build").mkdir()
     (plain / "test_it.py").write_text(STRAY.replace('(HERE / "kept.txt")', '(HERE / "other.txt")'))
     done = pytest_run(plain, "tree_guard")
     assert done.returncode == 0 and "source tree" not in done.stdout, done.stdout + done.stderr
@@ -131,18 +170,32 @@ def test_every_listed_file_holds_a_serial_test():
         assert marks, f"{name} holds no serial test: drop it from tests/serial_files.py's SERIAL_FILES"
 
 
-def test_the_heavy_files_handed_out_first_exist_and_the_first_pass_collects_them_first(request):
-    """conftest's HEAVY_FIRST names files (a renamed one would silently go back to xdist's end of the queue),
-    and this run's collection starts with them, each file's tests together."""
-    from conftest import HEAVY_FIRST
+def test_the_files_with_the_most_recorded_seconds_come_first_and_each_run_adds_to_the_record(tmp_path):
+    """``file_order``: a run records its files' seconds in pytest's cache, the next collection puts them in
+    that order (files without a record after, most tests first) and a run of one file keeps the others'."""
+    for name, tests in (("test_a.py", 3), ("test_b.py", 1), ("test_c.py", 2), ("test_d.py", 1)):
+        (tmp_path / name).write_text("".join(f"def test_{i}():\n    pass\n\n\n" for i in range(tests)))
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONDONTWRITEBYTECODE": "1"}
 
-    missing = [name for name in HEAVY_FIRST if not (TESTS / name).is_file()]
-    assert not missing, f"conftest.HEAVY_FIRST names no test file: {missing}"
-    names = [item.path.name for item in request.session.items]
-    present = [name for name in HEAVY_FIRST if name in names]
-    firsts = list(dict.fromkeys(names))[: len(present)]
-    if len(set(names)) > len(present):  # a run of more than the heavy files
-        assert firsts == present, firsts
-    for name in set(names):  # each file's tests contiguous
-        at = [i for i, n in enumerate(names) if n == name]
-        assert at == list(range(at[0], at[0] + len(at))), name
+    def pytest(*args: str) -> subprocess.CompletedProcess:
+        run = [sys.executable, "-m", "pytest", "-q", "-p", "file_order", *args]
+        return subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    def files() -> list[str]:
+        done = pytest("--collect-only")
+        assert done.returncode == 0, done.stdout + done.stderr
+        return list(dict.fromkeys(ln.split("::")[0] for ln in done.stdout.splitlines() if "::" in ln))
+
+    assert files() == ["test_a.py", "test_c.py", "test_b.py", "test_d.py"]  # no record: by number of tests
+    for workers in ([], ["-n", "2"]):
+        done = pytest(*workers)
+        assert done.returncode == 0 and "7 passed" in done.stdout, done.stdout + done.stderr
+        record = json.loads((tmp_path / ".pytest_cache" / "v" / "attiqa" / "file_seconds").read_text())
+        assert sorted(record) == ["test_a.py", "test_b.py", "test_c.py", "test_d.py"], record
+        assert all(isinstance(s, float) and s >= 0 for s in record.values()), record
+    record = {"test_d.py": 9.0, "test_b.py": 5.0, "test_a.py": 1.0}
+    (tmp_path / ".pytest_cache" / "v" / "attiqa" / "file_seconds").write_text(json.dumps(record))
+    assert files() == ["test_d.py", "test_b.py", "test_a.py", "test_c.py"]  # test_c.py: no record
+    assert pytest("test_c.py").returncode == 0
+    after = json.loads((tmp_path / ".pytest_cache" / "v" / "attiqa" / "file_seconds").read_text())
+    assert after.keys() == {*record, "test_c.py"} and {n: after[n] for n in record} == record

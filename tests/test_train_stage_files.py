@@ -161,3 +161,23 @@ def test_a_degrade_run_trains_alike_wherever_its_run_folder_is(tmp_path, cli):
     res = cli("train", "--config", cfg, *stages, *more)
     assert res.returncode == 0, res.stderr
     assert "order" not in load_training_state(state)[1]["config"]["data"]  # went on in the table's order
+
+
+def test_a_label_stage_without_pretraining_is_skipped_with_a_line(tmp_path, cli):
+    """`attiqa train -c configs/paper_resnet50.yaml --set pretrain=null` (a fine-tuning from the ImageNet
+    backbone) **was** run with its label stage first: every image of `label.images` labelled by CLIP (the
+    paper's ImageNet: days), and a degrade stage's copies made, for a table nothing reads — only pretraining
+    does. Now both stages are skipped, in one line that says how to label only."""
+    cfg = tiny_train_config(tmp_path)  # fine-tuning only
+    images = tmp_path / "set" / "images"
+    label = f"label={{teacher: classical, num_workers: 0, images: [{images}]}}"
+    degrade = f"degrade={{sources: [{images / 'img00.png'}], distortions: [contrast], levels: [1]}}"
+    res = cli("train", "--config", cfg, "--set", label, "--set", degrade)
+    assert res.returncode == 0, res.stderr
+    run = tmp_path / "run"
+    assert not (run / "labels.parquet").exists() and not (run / "graded").exists(), sorted(run.iterdir())
+    assert (run / "finetune" / "last.safetensors").is_file()
+    assert (
+        "degrade, label: skipped — their labels are read by pretraining only, and the run has no pretrain: "
+        "section (to make the labels alone: --set finetune=null)"
+    ) in " ".join(res.stderr.split()), res.stderr

@@ -2,15 +2,18 @@
 
 A test run once wrote ``config.json`` and ``finetune/`` into the repository's root and they were committed
 (removed in 3e3043a): a test's output belongs under ``tmp_path``. The plugin takes a picture of the checkout
-when the session starts — ``git status --porcelain --untracked-files=all`` with each listed file's size and
-mtime, and the names at the repository's root (``runs/`` and other ignored names too) — and again when it
-ends, and lists what differs. Under pytest-xdist only the controller looks (before the workers start, after
-they end). Outside a git checkout, or without git, it does nothing. ``tests/conftest.py`` registers it; a
-pytest run elsewhere loads it with ``-p tree_guard`` (``tests/`` on ``PYTHONPATH``).
+when the session starts — ``git status --porcelain --untracked-files=all --ignored=matching`` with each listed
+path's size and mtime (ignored files such as a ``*.safetensors`` beside the sources are listed; an ignored
+folder such as ``runs/`` or ``.venv/`` is listed whole, its mtime telling an entry added right inside it), the
+empty folders among the untracked ones (git lists no folder), and the names at the repository's root — and
+again when it ends, and lists what differs. Under pytest-xdist only the controller looks (before the workers
+start, after they end). Outside a git checkout, or without git, it does nothing. ``tests/conftest.py``
+registers it; a pytest run elsewhere loads it with ``-p tree_guard`` (``tests/`` on ``PYTHONPATH``).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -24,13 +27,14 @@ _FOUND = pytest.StashKey[list]()
 
 
 class Snapshot:
-    """The checkout's state a run must leave as it found: git's status lines with each listed path's size and
-    mtime (a file already modified before the run and written again keeps its status line), and the root's
-    names (what git ignores there, e.g. ``runs/``, is listed by no status)."""
+    """The checkout's state a run must leave as it found: git's status lines, the ignored paths' (``!!``)
+    too, with each listed path's size and mtime (a file already modified before the run and written again
+    keeps its status line), the untracked empty folders, and the root's names."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.status = _status(root)
+        self.status.update(dict.fromkeys(_empty_folders(root), "??"))
         self.stamps = {path: _stamp(root / path) for path in self.status}
         self.names = {p.name for p in root.iterdir()} - OWN_NAMES
 
@@ -51,14 +55,35 @@ class Snapshot:
         return sorted(set(lines))
 
 
+def _git(root: Path, *args: str) -> list[str]:
+    """``git ARGS -z``'s entries, without the optional lock: the index is not rewritten under a user's git."""
+    cmd = ["git", "--no-optional-locks", "-C", str(root), *args, "-z"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return [entry for entry in out.stdout.split("\0") if entry]
+
+
 def _status(root: Path) -> dict[str, str]:
-    out = subprocess.run(
-        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all", "-z"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return {entry[3:]: entry[:2] for entry in out.split("\0") if len(entry) > 3}
+    """Path -> status code; the ignored paths matched by a pattern too (not what is inside an ignored folder),
+    but none of what pytest and Python write themselves (``__pycache__/``, ``.pytest_cache/``)."""
+    entries = _git(root, "status", "--porcelain", "--untracked-files=all", "--ignored=matching")
+    return {
+        entry[3:]: entry[:2]
+        for entry in entries
+        if len(entry) > 3 and OWN_NAMES.isdisjoint(entry[3:].rstrip("/").split("/"))
+    }
+
+
+def _empty_folders(root: Path) -> list[str]:
+    """The empty folders (``dir/``) inside the untracked folders git names, which no status line lists."""
+    found = []
+    for entry in _git(root, "ls-files", "--others", "--directory", "--exclude-standard"):
+        if not entry.endswith("/") or not OWN_NAMES.isdisjoint(entry.rstrip("/").split("/")):
+            continue
+        for folder, dirs, files in os.walk(root / entry):
+            if not dirs and not files:
+                found.append(Path(folder).relative_to(root).as_posix() + "/")
+            dirs[:] = [d for d in dirs if d not in OWN_NAMES]
+    return found
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -302,7 +302,8 @@ def eval_cmd(
     if not shards.main:
         return
     t = Table(title=f"{ds.info.full_name} — {ds.target} ({res.split}) — {scorer.info.name}")
-    for c in ("n", "SROCC", "PLCC", "PLCC (logistic)", "KRCC", "RMSE (logistic)"):
+    fit = "logistic" if res.fit.method in ("logistic", "none") else f"{res.fit.method} fit"  # the fit used
+    for c in ("n", "SROCC", "PLCC", f"PLCC ({fit})", "KRCC", f"RMSE ({fit})"):
         t.add_column(c, justify="right")
     m = res.metrics
     t.add_row(
@@ -319,6 +320,8 @@ def eval_cmd(
         f"[green]wrote {plain_name(res.files['summary'].parent)}/ (predictions.csv, summary.json"
         f"{', scatter.png' if 'scatter' in res.files else ''})"
     )
+    if res.fit.method == "linear" and res.fit.message:  # was said in summary.json alone
+        console.print(f"[yellow]PLCC and RMSE after the fit: {plain(res.fit.message)}", highlight=False)
     for w in res.warnings:
         console.print(f"[yellow]{plain(w)}")
     _listed("could not be decoded", res.failed)

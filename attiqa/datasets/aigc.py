@@ -49,15 +49,18 @@ class AGIQA3k(IQADataset):
         t = read_table(path)
         name = t.column("name")
         cols = self.target_columns(t)
-        meta_cols = [
-            c for c in ("prompt", "adj1", "adj2", "style", "std_quality", "std_align") if c in t.fields
-        ]
+        meta_cols = {  # by name in any case, as the name and MOS columns: `Prompt` was dropped, and
+            # with it --group-by auto's prompt groups (one prompt's images on both sides of a split)
+            m: c
+            for m in ("prompt", "adj1", "adj2", "style", "std_quality", "std_align")
+            if (c := t.column(m, required=False)) is not None
+        }
         names = [str(r[name] or "").strip() for r in t.rows]  # a sheet's cell keeps its spaces
         img_dir = find_image_dir(self.root, ("", "file", "images", "AGIQA-3K", "AGIQA-3k"), names)
         out = []
         for n, (i, r) in zip(names, t.numbered(), strict=True):
             values = {k: to_float(r[c], f"{path}:{i}: {c}") for k, c in cols.items()}
-            meta: dict[str, str] = {m: "" if r.get(m) is None else str(r[m]) for m in meta_cols}
+            meta = {m: "" if r.get(c) is None else str(r[c]) for m, c in meta_cols.items()}
             out.append(RawRecord(img_dir / n, values, meta=meta))
         return out
 

@@ -29,8 +29,9 @@ class FolderDataset(IQADataset):
     """A CSV with columns ``image, mos[, split]`` (by name) and images relative to ``root``.
 
     Every other column whose non-empty cells are all numbers becomes a selectable target (``target=``);
-    the rest go to ``meta``. ``higher_is_better=False`` declares DMOS-like scores (flipped within
-    ``mos_range``, which defaults to the observed min/max). ``root`` may also be the CSV itself.
+    every column but the image and split goes to ``meta`` (a group for ``--group-by``, numbers too).
+    ``higher_is_better=False`` declares DMOS-like scores (flipped within ``mos_range``, which defaults to
+    the observed min/max). ``root`` may also be the CSV itself.
     """
 
     info = DatasetInfo(
@@ -151,11 +152,9 @@ class FolderDataset(IQADataset):
         return {**super().identity(), "csv": str(self.csv_path.resolve()), "columns": columns}
 
     def read_records(self) -> list[RawRecord]:
-        meta_cols = [
-            c
-            for c in self._table.fields
-            if c not in self._target_cols.values() and c not in (self._image_col, self._split_col)
-        ]
+        # every other column is a group a split can keep on one side (--group-by), a column of numbers too
+        # (a scene or reference id): as a target only, "--group-by scene" found no 'scene' in the file
+        meta_cols = [c for c in self._table.fields if c not in (self._image_col, self._split_col)]
         names = [
             posix_name((r[self._image_col] or "").strip(), self.root, self.root / "images")
             for r in self._table.rows

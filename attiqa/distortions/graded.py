@@ -38,7 +38,7 @@ from PIL import Image
 import attiqa.distortions.kadid  # noqa: F401  (registers the KADID-10k types: DISTORTIONS is complete)
 from attiqa.distortions.basic import DISTORTIONS, apply_distortion, get_distortion
 from attiqa.distortions.defaults import DEFAULT_GRADED
-from attiqa.distortions.versions import VersionRecord, check_versions
+from attiqa.distortions.versions import NEW_OUT_FIX, VersionRecord, check_versions
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.formats import format_name
@@ -88,6 +88,16 @@ def _read_names(path: Path) -> dict[str, str]:
             f"{path}: unreadable list of source names — restore it, or use another --out folder"
         ) from None
     return names
+
+
+def is_graded_set(folder: Path) -> bool:
+    """Whether ``folder`` holds a graded set (its readable ``sources.json``): an earlier `attiqa degrade`'s
+    output, whose images a search of a folder above it must not take for photos (they were degraded
+    again, and each original copied under a second name)."""
+    try:
+        return bool(_read_names(folder / NAMES_FILE))
+    except AttiqaError:  # a user's own sources.json: not ours
+        return False
 
 
 def _same_bytes(a: str, b: str) -> bool:
@@ -197,10 +207,13 @@ def write_graded_set(
     seed: int = 0,
     on_item: Advance | None = None,
     on_start: Callable[[int], None] | None = None,
+    new_out: str = NEW_OUT_FIX,
 ) -> GradedResult:
     """Write ``<stem>.<fmt>`` and ``<stem>__<distortion>_<level>.<fmt>`` for every source into ``out_dir``.
     ``on_start(kept)``: once, before any is made, with the sources an earlier run made whole (a bar counts
     them from its first frame: :class:`attiqa.progress.LateBar`); then ``on_item(1)`` for each other one.
+    ``new_out``: how the caller's command is pointed at a new folder, in the advice of a refusal (`attiqa
+    degrade`'s ``--out``: :data:`NEW_OUT_FIX`; a train's degrade stage: its config's ``degrade.out``).
 
     ``max_side`` (optional) downsizes big sources first, so the distortions act at a known scale. The
     seed of each distortion is the level, so a rerun reproduces the same files. ``variants_per_source``
@@ -223,7 +236,7 @@ def write_graded_set(
         settings,
         meta,
         "its images are of those settings: keep them to add to it (other distortions or levels are files "
-        "of their own), or write to another output folder",
+        f"of their own), or {new_out}",
     )
     res = GradedResult()
     sources = [Path(src) for src in sources]
@@ -246,6 +259,7 @@ def write_graded_set(
         distortions,
         had_set=(out_dir / NAMES_FILE).exists(),
         delete=lambda kind: str(out_dir / f"*__{kind}_[0-9].{fmt}"),
+        new_out=new_out,
     )
     # every check passed: the first writes (a refused run leaves the folder as it was)
     if new_settings:

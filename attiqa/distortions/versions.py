@@ -27,10 +27,14 @@ from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_json_atomic
 
 VERSIONS_FILE = "versions.json"
+NEW_OUT_FIX = "write to a new --out folder"
+"""How `attiqa degrade` and `make-distorted` are pointed at a new folder, in the advice of this module's
+messages; a train's degrade stage names its own option (``degrade.out`` in its config) instead."""
 
 
-def read_versions(path: Path) -> dict[str, int | None] | None:
-    """``versions.json``'s ``{type: version or None}``; None when there is no such file."""
+def read_versions(path: Path, new_out: str = NEW_OUT_FIX) -> dict[str, int | None] | None:
+    """``versions.json``'s ``{type: version or None}``; None when there is no such file. ``new_out``: how
+    the caller's command is pointed at a new folder (:data:`NEW_OUT_FIX`), for the advice of its refusal."""
     if not path.exists():
         return None
     try:
@@ -42,7 +46,7 @@ def read_versions(path: Path) -> dict[str, int | None] | None:
     except (OSError, ValueError, KeyError, TypeError):
         raise AttiqaError(
             f"{path}: unreadable record of the distortion versions — delete it (the folder's images are then "
-            "taken as not checkable) or use another --out folder"
+            f"taken as not checkable) or {new_out}"
         ) from None
     return versions
 
@@ -98,6 +102,7 @@ def check_versions(
     made: Iterable[str],
     had_set: bool,
     delete: Callable[[str], str],
+    new_out: str = NEW_OUT_FIX,
 ) -> VersionRecord:
     """The record of ``folder`` checked against this library; nothing written.
 
@@ -105,9 +110,10 @@ def check_versions(
     each of its types); ``targets``: the images this run makes, or keeps when current; ``made``: the types it
     makes; ``had_set``: the folder held a set before this run (a set made before the record when there is
     none). A type of another version with an image not among ``targets`` is refused (it would stay):
-    ``delete(type)`` names its images for the fix."""
+    ``delete(type)`` names its images for the fix, ``new_out`` how the caller's command is pointed at a new
+    folder (a train's degrade stage: its ``degrade.out``)."""
     path = folder / VERSIONS_FILE
-    on_disk = read_versions(path)
+    on_disk = read_versions(path, new_out)
     told: dict[str, int | None] = {}
     stale: list[Path] = []
     for kind, paths in sorted(images.items() if on_disk is not None or had_set else ()):  # else a new folder
@@ -119,7 +125,7 @@ def check_versions(
             raise AttiqaError(
                 f"{folder}: {len(paths)} image(s) of {kind} were made by another version of it ({old}, now "
                 f"{now}), {len(left)} of them not by this command (e.g. {left[0].name}) — delete them "
-                f"({delete(kind)}) and rerun to make them again, or write to another output folder"
+                f"({delete(kind)}) and rerun to make them again, or {new_out}"
             )
         told[kind] = old
         if old is not None:
@@ -128,9 +134,7 @@ def check_versions(
     return VersionRecord(path, on_disk, versions, told, stale)
 
 
-def say_versions(
-    record: VersionRecord | None, out: Path, new_out: str = "write to a new --out folder"
-) -> None:
+def say_versions(record: VersionRecord | None, out: Path, new_out: str = NEW_OUT_FIX) -> None:
     """One line for the types whose images another version made (made again), one for a set made before the
     versions were recorded (its images cannot be checked: said this once, then taken as this version's).
     ``new_out``: how the command is pointed at a new folder (a train's degrade stage: its ``degrade.out``)."""

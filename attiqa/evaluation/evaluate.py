@@ -300,12 +300,15 @@ def evaluate(
             f"the scorer's first column ({columns[0]}) is NaN for every image — a pretrain-only checkpoint "
             "has no MOS head; fine-tune it first (`attiqa train` with a finetune section)"
         )
+    # the fix for too few images: damaged ones first (a table of 3, 2 cut short, was told to add images)
+    repair = f"repair the {len(failed)} that could not be decoded (listed below), or " if failed else ""
     if len(rows) == 1:  # every metric is "–": say why
-        warn.append("1 image scored: correlations need at least 2 — evaluate a table of more images")
+        warn.append(f"1 image scored: correlations need at least 2 — {repair}evaluate a table of more images")
     if 2 <= base["n"] < FEW_IMAGES:  # an SROCC of 1.0 on 3 images was shown without a word
         warn.append(
             f"{int(base['n'])} images in the metrics: an SROCC on so few is {noise_spread(int(base['n']))} — "
-            f"these figures say little; evaluate on at least {FEW_IMAGES} (the paper's test sets: hundreds)"
+            f"these figures say little; {repair}evaluate on at least {FEW_IMAGES} (the paper's test sets: "
+            "hundreds)"
         )
     if failed:
         warn.append(f"{len(failed)} image(s) could not be decoded and are left out of the metrics")
@@ -358,8 +361,16 @@ def evaluate(
 
 
 def _require_rows(res: EvalResult) -> None:
-    if not res.rows:
-        raise AttiqaError(f"{res.dataset}: no image could be scored — nothing to evaluate")
+    """Stop when nothing was scored, naming a file that failed (was "no image could be scored": no file)."""
+    if res.rows:
+        return
+    if res.failed:
+        n = len(res.failed)
+        raise AttiqaError(
+            f"{res.dataset}: none of its {n} image{'s' if n > 1 else ''} could be decoded — nothing to "
+            f"evaluate; the first: {res.failed[0]}"
+        )
+    raise AttiqaError(f"{res.dataset}: no image could be scored — nothing to evaluate")
 
 
 def earlier_eval(out_dir: Path, dataset: IQADataset, scorer_key: str, split: str | None) -> str | None:

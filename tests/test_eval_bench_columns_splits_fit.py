@@ -1,0 +1,146 @@
+"""`attiqa eval` / `bench` on hostile score files (session 65): a header in another case (``Prompt``), a group
+column of numbers, a split column empty for some rows, and the fit the eval table's PLCC / RMSE are after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+from typer.testing import CliRunner, Result
+
+from attiqa.bench_setup import bench_dataset
+from attiqa.bench_splits import plan_splits
+from attiqa.cli.app import app
+from attiqa.datasets import get_dataset
+from attiqa.datasets.base import IQADataset
+
+
+def agiqa3k_copy(root: Path, header: str) -> Path:
+    """12 generated images of 4 prompts with an AGIQA-3k ``data.csv`` under ``header``."""
+    root.mkdir()
+    rows = []
+    for i in range(12):
+        Image.new("RGB", (24, 24), (20 * i, 100, 200 - 10 * i)).save(root / f"g{i}.jpg")
+        rows.append(f"g{i}.jpg,prompt {i % 4},,,,{i * 0.3:.2f},0.5,{(11 - i) * 0.3:.2f},0.5")
+    (root / "data.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def assert_groups_apart(ds: IQADataset, group_by: str, key: str) -> None:
+    """Three of ``bench single``'s splits of ``ds`` by ``group_by``: each a group split, no ``key`` on both
+    sides."""
+    b = bench_dataset(ds, "set")
+    plan = plan_splits("single", [b], 3, 0, None, group_by, [])
+    for sp in plan.splits(b):
+        assert sp.kind == "group"
+        train = {ds.items[i].meta[key] for i in sp.train}
+        test = {ds.items[i].meta[key] for i in sp.test}
+        assert test and not train & test
+
+
+def eval_classical(root: Path, out: Path) -> Result:
+    """``attiqa eval folder --root ROOT -m classical`` in this process (the classical scorer: no weights)."""
+    args = ["eval", "folder", "--root", str(root), "-m", "classical", "-w", "0", "-q", "-o", str(out)]
+    return CliRunner().invoke(app, args)
+
+
+def test_agiqa3k_prompts_under_a_capitalised_header_keep_each_prompt_on_one_side(tmp_path, capsys):
+    """**Was**: the prompt, adjectives, style and stds were read only under their lower-case names: a
+    ``data.csv`` headed ``Name,Prompt,...,MOS_Quality`` read its names and MOS (any case) but no prompt —
+    ``bench``'s default split said "no item has a 'prompt' to group by" and split image-wise, one prompt's
+    images on both sides of the split."""
+    header = "Name,Prompt,Adj1,Adj2,Style,MOS_Quality,STD_Quality,MOS_Align,STD_Align"
+    ds = get_dataset("agiqa3k", agiqa3k_copy(tmp_path / "ag", header))
+    assert ds.items[5].meta["prompt"] == "prompt 1"
+    assert ds.items[5].meta["std_quality"] == "0.5"
+    assert_groups_apart(ds, "auto", "prompt")
+    assert "no item has a 'prompt'" not in capsys.readouterr().out
+
+
+def test_a_folder_csv_group_column_of_numbers_groups_the_split(tmp_path):
+    """**Was**: a folder CSV's column of numbers (a scene or reference id: ``scene`` 0, 1, 2) became an extra
+    target only, so ``bench --group-by scene`` said "12 of 12 items have no 'scene' to group by (their
+    metadata: none)" of a file that has the column; now every column but the image and split is a group a
+    split can keep on one side (numbers too)."""
+    root = tmp_path / "set"
+    root.mkdir()
+    for i in range(12):
+        Image.new("RGB", (24, 24), (20 * i, 90, 30)).save(root / f"p{i}.png")
+    rows = "".join(f"p{i}.png,{i + 1},{i % 3}\n" for i in range(12))
+    (root / "mos.csv").write_text("image,mos,scene\n" + rows)
+    ds = get_dataset("folder", root)
+    assert "scene" in ds.info.targets  # still an extra target too
+    assert_groups_apart(ds, "scene", "scene")
+
+
+def test_rows_of_a_split_column_on_neither_side_are_said_before_the_runs(tmp_path, capsys):
+    """**Was**: a folder CSV whose split column names train / test for some rows and is empty (or
+    ``holdout``) for the rest was benched on the labelled rows alone, without a word: 3 trained on and 2
+    tested of 12 images, the table's "12 images" and the other 7 never used; now one line names how many
+    rows are on neither side, their lines, and the fix."""
+    root = tmp_path / "set"
+    root.mkdir()
+    sides = ["train", "train", "train", "test", "test", "", "", "", "", "", "holdout", ""]
+    for i in range(12):
+        Image.new("RGB", (24, 24), (20 * i, 90, 30)).save(root / f"p{i}.png")
+    rows = "".join(f"p{i}.png,{i + 1},{sides[i]}\n" for i in range(12))
+    (root / "mos.csv").write_text("image,mos,split\n" + rows)
+    b = bench_dataset(get_dataset("folder", root), "set")
+    plan = plan_splits("single", [b], 3, 0, None, "auto", [])
+    [sp] = plan.splits(b)
+    assert (len(sp.train), len(sp.test)) == (3, 2)
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "neither side" in ln]
+    assert len(said) == 1, said
+    assert "7 of its 12 images" in said[0] and "mos.csv lines 7, 8, 9, 10, 11, ..." in said[0]
+    assert "fill in their split cells" in said[0]
+
+
+def test_eval_names_the_fit_its_plcc_and_rmse_are_after(tmp_path, monkeypatch):
+    """**Was**: the table's columns read "PLCC (logistic)" and "RMSE (logistic)" also when the logistic was
+    not kept (it failed, lost to a line by AICc, or had under 7 points) and the figures were a linear fit's
+    — said only in summary.json; now the columns name the linear fit and a line says why."""
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))  # not the user's
+    root = tmp_path / "six"
+    root.mkdir()
+    for i in range(6):
+        Image.new("RGB", (32, 32), (40 * i, 60 + 20 * i, 90)).save(root / f"p{i}.png")
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"p{i}.png,{i + 1}\n" for i in range(6)))
+    res = eval_classical(root, tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert "PLCC (linear fit)" in res.output and "RMSE (linear fit)" in res.output
+    assert "PLCC (logistic)" not in res.output and "RMSE (logistic)" not in res.output
+    assert "fewer than 7 points: linear fit" in res.output
+
+
+def test_eval_of_only_damaged_images_names_them_and_the_fix(tmp_path, monkeypatch):
+    """**Was**: a table whose every image passes the header check but cannot be decoded (cut short) ended
+    "folder: no image could be scored — nothing to evaluate", naming no file and no fix; now the error names
+    how many, the first file with its reason and the fix."""
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))  # not the user's
+    root = tmp_path / "cut"
+    root.mkdir()
+    for i in range(2):
+        Image.new("RGB", (64, 64), (40 * i, 60, 90)).save(tmp_path / "whole.png")
+        (root / f"p{i}.png").write_bytes((tmp_path / "whole.png").read_bytes()[:120])
+    (root / "mos.csv").write_text("image,mos\np0.png,1\np1.png,2\n")
+    res = eval_classical(root, tmp_path / "o")
+    said = f"{res.output}{res.exception}"
+    assert res.exit_code != 0 and "none of its 2 images could be decoded" in said, said
+    assert f"{root / 'p0.png'}: cannot decode image" in said and "re-export" in said
+
+
+def test_eval_left_with_one_image_by_damaged_ones_says_to_repair_them(tmp_path, monkeypatch):
+    """**Was**: 3 images listed, 2 cut short: "1 image scored: correlations need at least 2 — evaluate a
+    table of more images", though the table had 3; now the fix says first to repair the 2 that could not be
+    decoded."""
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))  # not the user's
+    root = tmp_path / "cut"
+    root.mkdir()
+    Image.new("RGB", (64, 64), (40, 60, 90)).save(root / "p0.png")
+    for i in (1, 2):
+        (root / f"p{i}.png").write_bytes((root / "p0.png").read_bytes()[:120])
+    (root / "mos.csv").write_text("image,mos\np0.png,1\np1.png,2\np2.png,3\n")
+    res = eval_classical(root, tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "1 image scored: correlations need at least 2 — repair the 2 that could not be decoded" in said
