@@ -419,7 +419,9 @@ def pretraining_goes_on(stage_dir: Path, epochs: int) -> bool:
         card = read_card(stage_dir / "model.safetensors")
     except (AttiqaError, OSError, ValueError):
         return True  # none yet (or unreadable): the resume writes it from the trained weights
-    step = card.get("global_step", saved[1])  # a card without its step (an older version's): the epochs alone
+    # a card without its step — the cached-features loop's (attiqa.training.cached writes none), an older
+    # version's: compared by its epochs alone
+    step = card.get("global_step", saved[1])
     return (card.get("epoch"), step) != saved
 
 
