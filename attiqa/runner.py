@@ -224,7 +224,7 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
                 f"on) — --resume continues that run: set it back, or train over it with --no-resume (or "
                 "choose another out_dir)"
             )
-    added = new_sources(require_images(dc.sources), graded)
+    added = new_sources(require_images(dc.sources), graded, DEGRADE_OUT_FIX)
     readable = first_readable(added)
     if readable is not None:
         raise EveryProcessError(
