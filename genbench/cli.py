@@ -351,7 +351,7 @@ def agree(
         write_report,
     )
     from genbench.files import SCORES_DIR
-    from genbench.prefs import aside_kind, load_votes, prefs_kind, unused_prefs
+    from genbench.prefs import aside_kind, is_vote_database, load_votes, prefs_kind, unused_prefs
 
     check_tie_rules(ties, model_ties)
     chosen = _split_metrics(metrics, lambda: sorted(p.stem for p in (run_dir / SCORES_DIR).glob("*.csv")))
@@ -366,7 +366,7 @@ def agree(
         votes, repeats = first_votes(votes)
         stale: set[str] = set()
         labels = human_labels(votes, pairs, source, left_out=stale)
-        if not labels and not votes and source.suffix.lower() == ".csv":  # a header alone: "collect" misled
+        if not labels and not votes and not is_vote_database(source):  # a CSV's header: "collect" misled
             raise AttiqaError(
                 f"{source}: no vote in it (a header, no line after it) — pass the preferences file the votes "
                 f"were saved in, or collect some with `genbench vote {shell_arg(run_dir)}`"
