@@ -60,11 +60,21 @@ def test_writes_under_tmp_path(tmp_path):
 """
 
 CLEAN = """
+from pathlib import Path
+
 import kept_module
+
+HERE = Path(__file__).parent
 
 
 def test_writes_under_tmp_path(tmp_path):
     (tmp_path / "fine.txt").write_text(kept_module.WORD)
+
+
+def test_meanwhile_make_lint_runs_in_the_checkout():  # ruff's and mypy's caches made as they make them
+    for cache in (".ruff_cache", ".mypy_cache"):
+        (HERE / cache / "0.1").mkdir(parents=True)
+        (HERE / cache / ".gitignore").write_text("*")
 """
 
 
