@@ -22,6 +22,7 @@ SERIAL_FILES = frozenset(
         "test_distributed_start_mismatch_labels.py",
         "test_eval_torchrun.py",
         "test_hostile_scoring.py",
+        "test_isp_scale.py",
         "test_isp_tune.py",
         "test_kept_workers.py",
         "test_labeling.py",

@@ -223,7 +223,7 @@ def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos, cli):
     assert sorted(r["image"] for r in final) == sorted(str(p) for p in paths)  # each image exactly once
 
 
-@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
+@pytest.mark.serial(reason="its signal must land mid-run: a race with the run's pace")
 def test_sigterm_to_the_process_group_with_decode_workers_ends_cleanly(tmp_path, photos):
     """Slurm's scancel, torchrun or `kill -- -PGID` signal the decode workers too: a worker killed by it made
     torch print "DataLoader worker ... is killed by signal" with a traceback (2 of 3 tries, session 32)."""

@@ -210,6 +210,7 @@ check_policy(inputs, "classical", front_ends=int(sys.argv[3]))
 print(next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("VmHWM")))"""
 
 
+@pytest.mark.serial(reason="measures a child process's peak memory")
 def test_evaluation_memory_does_not_grow_with_the_raws_evaluated(tmp_path):
     """**Was**: every evaluated raw's front end and guard were held until the report, and its grid crops
     were views keeping its full-resolution renders alive — ``isp-tune check`` of 20 raws of 1200 x 800

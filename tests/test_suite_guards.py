@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,11 +60,21 @@ def test_writes_under_tmp_path(tmp_path):
 """
 
 CLEAN = """
+from pathlib import Path
+
 import kept_module
+
+HERE = Path(__file__).parent
 
 
 def test_writes_under_tmp_path(tmp_path):
     (tmp_path / "fine.txt").write_text(kept_module.WORD)
+
+
+def test_meanwhile_make_lint_runs_in_the_checkout():  # ruff's and mypy's caches made as they make them
+    for cache in (".ruff_cache", ".mypy_cache"):
+        (HERE / cache / "0.1").mkdir(parents=True)
+        (HERE / cache / ".gitignore").write_text("*")
 """
 
 
@@ -170,32 +181,103 @@ def test_every_listed_file_holds_a_serial_test():
         assert marks, f"{name} holds no serial test: drop it from tests/serial_files.py's SERIAL_FILES"
 
 
-def test_the_files_with_the_most_recorded_seconds_come_first_and_each_run_adds_to_the_record(tmp_path):
-    """``file_order``: a run records its files' seconds in pytest's cache, the next collection puts them in
-    that order (files without a record after, most tests first) and a run of one file keeps the others'."""
-    for name, tests in (("test_a.py", 3), ("test_b.py", 1), ("test_c.py", 2), ("test_d.py", 1)):
-        (tmp_path / name).write_text("".join(f"def test_{i}():\n    pass\n\n\n" for i in range(tests)))
+RECORD = Path(".pytest_cache", "v", "attiqa", "test_seconds")
+
+
+def file_order_pytest(folder: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """``pytest -p file_order ARGS`` in ``folder``, as a user runs it (``serial`` a known mark there)."""
+    (folder / "pytest.ini").write_text("[pytest]\nmarkers =\n    serial: alone\n")
     env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONDONTWRITEBYTECODE": "1"}
 
     def pytest(*args: str) -> subprocess.CompletedProcess:
         run = [sys.executable, "-m", "pytest", "-q", "-p", "file_order", *args]
-        return subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True)
+        return subprocess.run(run, cwd=folder, env=env, capture_output=True, text=True)
+
+    return pytest
+
+
+def collected_files(done: subprocess.CompletedProcess) -> list[str]:
+    """The files of a ``--collect-only -q`` run, in its order."""
+    assert done.returncode == 0, done.stdout + done.stderr
+    return list(dict.fromkeys(ln.split("::")[0] for ln in done.stdout.splitlines() if "::" in ln))
+
+
+def test_the_files_with_the_most_recorded_seconds_come_first_and_each_run_adds_to_the_record(tmp_path):
+    """``file_order``: a run records its tests' seconds in pytest's cache, the next collection puts the files
+    in the order of their tests' seconds (files without a record after, most tests first), a run of one file
+    keeps the others' and the tests of a file no longer there are dropped."""
+    for name, tests in (("test_a.py", 3), ("test_b.py", 1), ("test_c.py", 2), ("test_d.py", 1)):
+        (tmp_path / name).write_text("".join(f"def test_{i}():\n    pass\n\n\n" for i in range(tests)))
+    pytest = file_order_pytest(tmp_path)
 
     def files() -> list[str]:
-        done = pytest("--collect-only")
-        assert done.returncode == 0, done.stdout + done.stderr
-        return list(dict.fromkeys(ln.split("::")[0] for ln in done.stdout.splitlines() if "::" in ln))
+        return collected_files(pytest("--collect-only"))
 
     assert files() == ["test_a.py", "test_c.py", "test_b.py", "test_d.py"]  # no record: by number of tests
     for workers in ([], ["-n", "2"]):
         done = pytest(*workers)
         assert done.returncode == 0 and "7 passed" in done.stdout, done.stdout + done.stderr
-        record = json.loads((tmp_path / ".pytest_cache" / "v" / "attiqa" / "file_seconds").read_text())
-        assert sorted(record) == ["test_a.py", "test_b.py", "test_c.py", "test_d.py"], record
-        assert all(isinstance(s, float) and s >= 0 for s in record.values()), record
-    record = {"test_d.py": 9.0, "test_b.py": 5.0, "test_a.py": 1.0}
-    (tmp_path / ".pytest_cache" / "v" / "attiqa" / "file_seconds").write_text(json.dumps(record))
+        record = json.loads((tmp_path / RECORD).read_text())
+        files_recorded = sorted({n.split("::")[0] for n in record})
+        assert files_recorded == ["test_a.py", "test_b.py", "test_c.py", "test_d.py"], record
+        assert len(record) == 7 and all(isinstance(s, float) and s >= 0 for s in record.values()), record
+    record = {"test_d.py::test_0": 9.0, "test_b.py::test_0": 5.0, "test_a.py::test_0": 1.0,
+              "test_a.py::test_1": 0.5, "test_gone.py::test_0": 7.0}  # fmt: skip
+    (tmp_path / RECORD).write_text(json.dumps(record))
     assert files() == ["test_d.py", "test_b.py", "test_a.py", "test_c.py"]  # test_c.py: no record
     assert pytest("test_c.py").returncode == 0
-    after = json.loads((tmp_path / ".pytest_cache" / "v" / "attiqa" / "file_seconds").read_text())
-    assert after.keys() == {*record, "test_c.py"} and {n: after[n] for n in record} == record
+    after = json.loads((tmp_path / RECORD).read_text())
+    del record["test_gone.py::test_0"]  # its file is gone
+    assert after.keys() == {*record, "test_c.py::test_0", "test_c.py::test_1"}
+    assert {n: after[n] for n in record} == record
+    for bad in ("[1, 2]", '{"test_a.py::test_0": "slow", "test_b.py::test_0": 2}', "{"):  # not a record
+        (tmp_path / RECORD).write_text(bad)
+        assert files()[0] == ("test_b.py" if "test_b" in bad else "test_a.py")
+
+
+def test_a_file_split_over_the_two_passes_is_ordered_by_the_tests_the_pass_runs(tmp_path):
+    """**Was** (session 65 review): the record was one number a file, the last run's — `make test`'s serial
+    pass, which runs only a file's ``serial`` tests, left its seconds as the whole file's for the next first
+    pass (and ``-k`` or a test named did the same). Here ``test_a.py``'s serial test is the slow one: the
+    first pass hands out ``test_b.py`` first."""
+    (tmp_path / "test_a.py").write_text(
+        "import time\n\nimport pytest\n\n\n@pytest.mark.serial\ndef test_races():\n    time.sleep(1)\n\n\n"
+        "def test_plain():\n    pass\n"
+    )
+    (tmp_path / "test_b.py").write_text("import time\n\n\ndef test_slow():\n    time.sleep(0.3)\n")
+    pytest = file_order_pytest(tmp_path)
+    for marks in ("not serial", "serial"):  # as `make test` runs them
+        assert pytest("-m", marks).returncode == 0
+    assert collected_files(pytest("--collect-only", "-m", "not serial")) == ["test_b.py", "test_a.py"]
+    assert collected_files(pytest("--collect-only", "-m", "serial")) == ["test_a.py"]
+    assert collected_files(pytest("--collect-only", "-k", "plain or slow")) == ["test_b.py", "test_a.py"]
+
+
+WORKER_READS_ANOTHER_RECORD = """
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    # another run of this checkout ends while this one's workers collect: gw1 alone sees its record
+    if os.environ.get("PYTEST_XDIST_WORKER") == "gw1":
+        Path(".pytest_cache/v/attiqa/test_seconds").write_text(json.dumps({"test_b.py::test_0": 99.0}))
+"""
+
+
+def test_the_workers_order_their_collections_by_the_record_the_controller_read(tmp_path):
+    """**Was** (session 65 review): each xdist worker read the record itself, so a record written between the
+    two workers' collections (another pytest run of the checkout ending) gave them two orders, and xdist
+    aborted the run ("Different tests were collected"). Now the controller reads it and hands it out."""
+    for name, tests in (("test_a.py", 2), ("test_b.py", 1)):
+        (tmp_path / name).write_text("".join(f"def test_{i}():\n    pass\n\n\n" for i in range(tests)))
+    (tmp_path / "conftest.py").write_text(WORKER_READS_ANOTHER_RECORD)
+    (tmp_path / RECORD).parent.mkdir(parents=True)
+    (tmp_path / RECORD).write_text(json.dumps({"test_a.py::test_0": 5.0}))
+    make_test = ("-n", "2", "--dist", "loadfile", "--no-loadscope-reorder")
+    done = file_order_pytest(tmp_path)(*make_test)
+    assert done.returncode == 0 and "3 passed" in done.stdout, done.stdout + done.stderr

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
-# what pytest itself writes at the root of the tree it runs in
-OWN_NAMES = frozenset({".pytest_cache", "__pycache__"})
+# what pytest and Python write in the tree they run in, and the caches of the linters `make lint` runs
+# (ruff's, mypy's): one run beside the tests — in a fresh clone, or after an upgrade — made its folder and
+# failed a `make test` of half an hour that no test had written into (session 65 review)
+OWN_NAMES = frozenset({".pytest_cache", "__pycache__", ".ruff_cache", ".mypy_cache"})
 
 _KEY = pytest.StashKey["Snapshot"]()
 _FOUND = pytest.StashKey[list]()
@@ -64,7 +66,7 @@ def _git(root: Path, *args: str) -> list[str]:
 
 def _status(root: Path) -> dict[str, str]:
     """Path -> status code; the ignored paths matched by a pattern too (not what is inside an ignored folder),
-    but none of what pytest and Python write themselves (``__pycache__/``, ``.pytest_cache/``)."""
+    but none of :data:`OWN_NAMES` (what pytest and Python write themselves, the linters' caches)."""
     entries = _git(root, "status", "--porcelain", "--untracked-files=all", "--ignored=matching")
     return {
         entry[3:]: entry[:2]
