@@ -49,7 +49,7 @@ DEGRADE_OUT_FIX = "set degrade.out to a new folder"
 
 def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> Path:
     """Write the graded set (rank 0; the others wait) and return its folder."""
-    from attiqa.distortions.graded import say_damaged, write_graded_set
+    from attiqa.distortions.graded import say_damaged, without_graded_sets, write_graded_set
     from attiqa.distortions.versions import say_versions
     from attiqa.io.images import discover_images
     from attiqa.progress import console, plain, progress_later
@@ -59,7 +59,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     assert dc is not None
     out = resolve_in(out_dir, dc.out)
     if is_main():
-        files = discover_images(dc.sources)
+        files = without_graded_sets(discover_images(dc.sources), dc.sources)
         with progress_later("degrading", total=len(files), disable=not progress) as adv:
             res = write_graded_set(
                 files,
@@ -484,7 +484,9 @@ def without_unread_stages(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` without its degrade and label stages when they feed nothing: their labels are read by
     pretraining only, and a fine-tuning run without it (`--set pretrain=null` on configs/paper_resnet50.yaml)
     labelled every image first — with CLIP, days of the paper's ImageNet — and made the graded copies, for a
-    table no stage read. Said in one line (rank 0); a label-only run (no finetune:) keeps them."""
+    table no stage read. Said in one line (rank 0); a label-only run (no finetune:) keeps them. The one
+    decision of which stages run: `attiqa train` takes its config from it before :func:`run` (its Ctrl-C words
+    named the labels of a skipped stage as kept), and a second call has nothing to skip and says nothing."""
     unread = [name for name in ("degrade", "label") if getattr(cfg, name) is not None]
     if cfg.pretrain is not None or cfg.finetune is None or not unread:
         return cfg
