@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attiqa.config import LabelConfig, TrainConfig, to_dict
+from attiqa.config import LabelConfig, TrainConfig, to_dict, unread_stages
 from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
 from attiqa.io.atomic import (
     LET_IT_FINISH,
@@ -484,11 +484,12 @@ def without_unread_stages(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` without its degrade and label stages when they feed nothing: their labels are read by
     pretraining only, and a fine-tuning run without it (`--set pretrain=null` on configs/paper_resnet50.yaml)
     labelled every image first — with CLIP, days of the paper's ImageNet — and made the graded copies, for a
-    table no stage read. Said in one line (rank 0); a label-only run (no finetune:) keeps them. The one
-    decision of which stages run: `attiqa train` takes its config from it before :func:`run` (its Ctrl-C words
-    named the labels of a skipped stage as kept), and a second call has nothing to skip and says nothing."""
-    unread = [name for name in ("degrade", "label") if getattr(cfg, name) is not None]
-    if cfg.pretrain is not None or cfg.finetune is None or not unread:
+    table no stage read. Said in one line (rank 0); a label-only run (no finetune:) keeps them. Which ones:
+    :func:`attiqa.config.unread_stages` (their inputs are not checked either). `attiqa train` takes its config
+    from here before :func:`run` (its Ctrl-C words named the labels of a skipped stage as kept); a second
+    call has nothing to skip and says nothing."""
+    unread = unread_stages(cfg)
+    if not unread:
         return cfg
     from attiqa.launch import launched_rank
 

@@ -234,3 +234,20 @@ def test_a_train_degrade_stage_leaves_out_a_graded_set_below_its_sources(tmp_pat
     graded = sorted(p.name for p in (tmp_path / "run" / "graded").glob("*.png"))
     assert graded == ["img00.png", "img00__contrast_1.png", "img01.png", "img01__contrast_1.png"], graded
     assert "left out 4 image(s) of the graded set" in " ".join(res.stderr.split()), res.stderr
+
+
+def test_the_inputs_of_a_skipped_label_stage_are_not_required(tmp_path):
+    """`attiqa train -c configs/paper_resnet50.yaml --set pretrain=null` skips its label stage, but **was**
+    refused when the config was read: "label.images: data/imagenet/train not found" — the ImageNet folder of
+    a stage it does not run (likewise a degrade stage's sources). A label-only run still needs them."""
+    from attiqa.config import ConfigError, load_config
+
+    cfg = tiny_train_config(tmp_path)
+    gone = tmp_path / "imagenet" / "train"
+    stages = [f"label={{teacher: clip, images: [{gone}]}}", f"degrade={{sources: [{gone}], out: ''}}"]
+    loaded = load_config(cfg, stages)
+    assert loaded.label is not None and loaded.degrade is not None  # skipped by the run, in its one line
+    with pytest.raises(ConfigError, match="degrade.out: empty"):
+        load_config(cfg, [*stages, "finetune=null"])
+    with pytest.raises(ConfigError, match="label.images: .* not found"):
+        load_config(cfg, [*stages, "finetune=null", "degrade=null"])
