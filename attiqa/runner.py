@@ -204,7 +204,7 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
         return
     import json
 
-    from attiqa.distortions.graded import new_sources
+    from attiqa.distortions.graded import new_sources, without_graded_sets
     from attiqa.io.images import discover_images, require_images
     from attiqa.progress import shown_name
 
@@ -225,7 +225,7 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
                 f"on) — --resume continues that run: set it back, or train over it with --no-resume (or "
                 "choose another out_dir)"
             )
-    added = new_sources(require_images(dc.sources), graded)
+    added = new_sources(without_graded_sets(require_images(dc.sources), dc.sources, say=False), graded)
     readable = first_readable(added)
     if readable is not None:
         raise EveryProcessError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import tiny_train_config
+from helpers import LABEL_AND_PRETRAIN, tiny_train_config
 
 
 @pytest.mark.parametrize(("key", "reader"), [("labels", "pretrain"), ("pretrained_checkpoint", "finetune")])
@@ -221,19 +221,15 @@ def test_a_train_degrade_stage_leaves_out_a_graded_set_below_its_sources(tmp_pat
     res = cli("degrade", photos, "-o", photos / "degraded", "--levels", "1", "--distortions", "contrast")
     assert res.returncode == 0, res.stderr
     degrade = f"degrade={{sources: [{photos}], distortions: [contrast], levels: [1]}}"
-    stages = [
-        "--set",
-        "finetune=null",
-        "--set",
-        "label={teacher: classical, num_workers: 0}",
-        "--set",
-        degrade,
-    ]
+    stages = [*LABEL_AND_PRETRAIN, "--set", degrade]
     res = cli("train", "--config", tmp_path / "run.yaml", *stages)
     assert res.returncode == 0, res.stderr
     graded = sorted(p.name for p in (tmp_path / "run" / "graded").glob("*.png"))
     assert graded == ["img00.png", "img00__contrast_1.png", "img01.png", "img01__contrast_1.png"], graded
     assert "left out 4 image(s) of the graded set" in " ".join(res.stderr.split()), res.stderr
+    # a resume's check of the stage takes its sources alike (the set's images are no sources "added")
+    res = cli("train", "--config", tmp_path / "run.yaml", "--resume", *stages, "--set", "pretrain.epochs=2")
+    assert res.returncode == 0, res.stderr
 
 
 def test_the_inputs_of_a_skipped_label_stage_are_not_required(tmp_path):
