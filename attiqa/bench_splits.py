@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from attiqa.bench_setup import BenchDataset
-from attiqa.datasets.base import IQADataset
+from attiqa.datasets.base import IQADataset, name_under
 from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.evaluation.metrics import FEW_IMAGES, noise_spread
 from attiqa.io.images import content_key
@@ -88,17 +88,20 @@ def say_off_the_split(ds: IQADataset, who: str) -> None:
     src = next((f.name for f in ds.source_files()), ds.name)
     if len(lines) == len(off):
         more = ", ..." if len(lines) > 5 else ""
-        where = f"{src} line{'s' if len(lines) > 1 else ''} {', '.join(lines[:5])}{more}"
-    else:
-        where = f"e.g. {Path(off[0].image).name}"
+        many = len(lines) > 1
+        where = f"{src} line{'s' if many else ''} {', '.join(lines[:5])}{more}: no train or test in "
+        where += "their split cell" if many else "its split cell"
+    else:  # a split of other files (FLIVE's): no cell says it (was "no train or test in their split cell")
+        where = f"e.g. {name_under(off[0].image, ds.root)}: on no side of {ds.info.official_split}"
     fix = (
         "fill in their split cells (train or test), or leave the split column out for random 80/20 splits"
         if ds.name == "folder"
         else "put them in the split's files, or leave them out of the score file"
     )
+    are = "are" if len(off) > 1 else "is"
     console.print(
-        f"[yellow]{plain(who)}: {len(off)} of its {len(ds.items)} images are on neither side of its split "
-        f"({plain(where)}: no train or test in their split cell) — left out of every run; {plain(fix)}",
+        f"[yellow]{plain(who)}: {len(off)} of its {len(ds.items)} images {are} on neither side of its split "
+        f"({plain(where)}) — left out of every run; {plain(fix)}",
         highlight=False,
     )
 
@@ -142,7 +145,31 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
             f"{ds.name} ({ds.root}): {missing} of {len(keys)} items have no {group_by!r} to group by{hint} "
             f"(their metadata: {', '.join(have)}); use {option} none for image-wise splits"
         )
-    return [str(k) for k in keys]
+    groups = [str(k) for k in keys]
+    if not auto:
+        refuse_no_groups(ds, group_by, groups, option)
+    return groups
+
+
+def refuse_no_groups(ds: IQADataset, group_by: str, groups: list[str], option: str) -> None:
+    """A group column that groups nothing, refused: a folder CSV's every column is a group (a scene id of
+    numbers too), so ``--group-by mos`` (the score being learned: images of equal scores kept together) and
+    a column with another value in every row (a second score, a std: every image its own group) were taken
+    without a word — a "group" split that was image-wise, or arbitrary. Asked for by name only: ``auto``'s
+    natural groups (a subset whose every prompt differs) split as they come."""
+    if group_by.casefold() == ds.target.casefold():
+        raise AttiqaError(
+            f"{ds.name} ({ds.root}): {group_by!r} is the score the model learns — grouping by it keeps "
+            "images of equal scores together, not the images of one scene; group by a column of ids (a "
+            f"scene, a reference image), or use {option} none for image-wise splits"
+        )
+    if len(groups) > 1 and len(set(groups)) == len(groups):
+        shown = ", ".join(repr(g) for g in groups[:3])
+        raise AttiqaError(
+            f"{ds.name} ({ds.root}): each of its {len(groups)} items has its own {group_by!r} ({shown}, "
+            "...) — every group is one image, so nothing is kept together; group by a column images share "
+            f"(a scene, a reference image), or use {option} none for image-wise splits"
+        )
 
 
 def identical_copies(ds: IQADataset) -> list[list[int]]:

@@ -225,7 +225,8 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
                 f"on) — --resume continues that run: set it back, or train over it with --no-resume (or "
                 "choose another out_dir)"
             )
-    added = new_sources(without_graded_sets(require_images(dc.sources), dc.sources, say=False), graded)
+    sources = without_graded_sets(require_images(dc.sources), dc.sources, say=False)
+    added = new_sources(sources, graded, DEGRADE_OUT_FIX)
     readable = first_readable(added)
     if readable is not None:
         raise EveryProcessError(
@@ -420,7 +421,9 @@ def pretraining_goes_on(stage_dir: Path, epochs: int) -> bool:
         card = read_card(stage_dir / "model.safetensors")
     except (AttiqaError, OSError, ValueError):
         return True  # none yet (or unreadable): the resume writes it from the trained weights
-    step = card.get("global_step", saved[1])  # a card without its step (an older version's): the epochs alone
+    # a card without its step — the cached-features loop's (attiqa.training.cached writes none), an older
+    # version's: compared by its epochs alone
+    step = card.get("global_step", saved[1])
     return (card.get("epoch"), step) != saved
 
 

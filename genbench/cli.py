@@ -52,9 +52,9 @@ SYNONYMS = {
 }
 """Words a user may type for a command (the usage error suggests the command: ``genbench serve`` -> vote)."""
 MAX_BOOTSTRAP = 1_000_000
-REPORTING = "writing a report into"  # what `agree` holding its report folder is doing, in a second run's line
 """``agree --bootstrap``'s ceiling: a mean a resample is held in memory (8 MB here, ~40 s of resampling for
 4,660 pairs); a few digits more were a numpy traceback ("Unable to allocate 72.8 TiB")."""
+REPORTING = "writing a report into"  # what `agree` holding its report folder is doing, in a second run's line
 
 
 @app.callback()
@@ -335,7 +335,7 @@ def agree(
 
     Writes agreement.csv, per_pair.csv, agreement.json and a bar chart agreement.png.
     """
-    from attiqa.io.atomic import WAIT_OR_OUT, folder_held, refuse_if_folder_held
+    from attiqa.io.atomic import WAIT_OR_OUT, folder_held
     from attiqa.io.commands import Command
     from genbench.agreement import (
         TRAINED_MARK,
@@ -351,116 +351,127 @@ def agree(
         write_report,
     )
     from genbench.files import SCORES_DIR
-    from genbench.prefs import aside_kind, load_votes, prefs_kind, unused_prefs
+    from genbench.prefs import aside_kind, is_vote_database, load_votes, prefs_kind, unused_prefs
 
     check_tie_rules(ties, model_ties)
     chosen = _split_metrics(metrics, lambda: sorted(p.stem for p in (run_dir / SCORES_DIR).glob("*.csv")))
     pairs = _run_pairs(run_dir)
     out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
-    # another run writing this report: said before the votes are read and the bootstrap, making nothing
-    refuse_if_folder_held(out_dir, REPORTING, WAIT_OR_OUT, command=Command.GENBENCH_AGREE)
-    votes, source = load_votes(run_dir, prefs)
-    votes, repeats = first_votes(votes)
-    stale: set[str] = set()
-    labels = human_labels(votes, pairs, source, left_out=stale)
-    if not labels and not votes and source.suffix.lower() == ".csv":  # a header alone: "collect some" misled
-        raise AttiqaError(
-            f"{source}: no vote in it (a header, no line after it) — pass the preferences file the votes "
-            f"were saved in, or collect some with `genbench vote {shell_arg(run_dir)}`"
-        )
-    if not labels:
-        raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
-    n_votes = sum(lab.votes_a + lab.votes_b for lab in labels.values())
-    kind = prefs_kind([v for v in votes if v.pair_id in labels])
-    console.print(
-        f"preferences: {plain_name(source)} ({counted(n_votes, 'vote')} on {counted(len(labels), 'pair')}) "
-        f"— {plain(kind)}",
-        highlight=False,
-    )
-    if stale:  # pairs dropped from the run since (a damaged image being made again, a smaller re-import)
-        n_stale = sum(v.pair_id in stale for v in votes)
-        console.print(
-            f"  [yellow]{counted(n_stale, 'vote')} on {counted(len(stale), 'pair')} not in the run's "
-            f"manifest left out[/] (e.g. {plain(min(stale))})",
-            highlight=False,
-        )
-    if repeats:
-        v = repeats[0]
-        console.print(
-            f"  [yellow]{counted(len(repeats), 'repeated vote')} of a rater on a pair they voted on before "
-            f"left out — the first counts, as in genbench vote[/] (e.g. rater {plain(v.rater)} on pair "
-            f"{plain(v.pair_id)})",
-            highlight=False,
-        )
-    left_aside = unused_prefs(run_dir, prefs, source)
-    if left_aside is not None:
-        kind_aside = aside_kind(left_aside, pairs)
-        console.print(
-            f"  [yellow]{plain_name(left_aside)} is not used: the run's votes count once anyone voted — pass "
-            f"--prefs {plain(shell_arg(left_aside))} to measure against it ({plain(kind_aside)})[/]",
-            highlight=False,
-        )
-    from genbench.run_scores import load_metric_scores  # torch-free: scores are read, not made
-
-    scores = load_metric_scores(run_dir, chosen)
-    results = [
-        metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed, cluster_by) for s in scores
-    ]
-    settings = {
-        "prefs": str(source),
-        "prefs_kind": kind,  # what the accuracies are measured against: people's votes or an import's
-        "prefs_not_used": None if left_aside is None else str(left_aside),
-        "ties": ties,
-        "model_ties": model_ties,
-        "bootstrap": bootstrap,
-        "seed": seed,
-        "cluster_by": cluster_by,
-        "votes_left_out": sum(v.pair_id in stale for v in votes),  # on pairs not in the manifest
-        "repeated_votes_left_out": len(repeats),  # a rater's later votes on a pair
-    }
-    # held for its files: two runs at once with other settings wrote one's agreement.csv beside the other's
-    # agreement.json (each report is now whole: the last one written stands)
+    # held from here to its last line: two runs at once with other settings wrote one's agreement.csv beside
+    # the other's agreement.json; held for the files alone, a second run started meanwhile was refused only
+    # after its whole bootstrap (or, started first, lost it to one started later). A folder made for it and
+    # left empty (a bad --prefs) is removed again.
     with folder_held(out_dir, REPORTING, WAIT_OR_OUT, command=Command.GENBENCH_AGREE, make="--out"):
-        write_report(out_dir, pairs, labels, results, scores, settings)
-    for r in results:
-        if r.trained_on:
-            seen = ", ".join(_dataset_name(d) for d in r.trained_on.split(","))
-            _say(
-                "warning",
-                f"{r.metric} was trained on {seen} images; agreement on them is not a held-out figure",
+        votes, source = load_votes(run_dir, prefs)
+        votes, repeats = first_votes(votes)
+        stale: set[str] = set()
+        labels = human_labels(votes, pairs, source, left_out=stale)
+        if not labels and not votes and not is_vote_database(source):  # a CSV's header: "collect" misled
+            raise AttiqaError(
+                f"{source}: no vote in it (a header, no line after it) — pass the preferences file the votes "
+                f"were saved in, or collect some with `genbench vote {shell_arg(run_dir)}`"
             )
-    n_ties = sum(lab.label == "tie" for lab in labels.values())
-    title = (
-        f"agreement with human preference — {counted(len(labels), 'pair')} with votes, {n_ties} tied "
-        f"({'skipped' if ties == 'skip' else 'half credit'})"
-    )
-
-    def pct(v: float) -> str:
-        return "–" if math.isnan(v) else f"{100 * v:.1f}%"
-
-    rows = [
-        (  # *: trained on these images (see the warning)
-            r.metric + (TRAINED_MARK if r.trained_on else ""),
-            [str(r.pairs), pct(r.accuracy), pct(r.ci_low), pct(r.ci_high), str(r.model_ties), str(r.missing)],
+        if not labels:
+            raise AttiqaError(
+                f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`"
+            )
+        n_votes = sum(lab.votes_a + lab.votes_b for lab in labels.values())
+        kind = prefs_kind([v for v in votes if v.pair_id in labels])
+        console.print(
+            f"preferences: {plain_name(source)} ({counted(n_votes, 'vote')} on "
+            f"{counted(len(labels), 'pair')}) — {plain(kind)}",
+            highlight=False,
         )
-        for r in results
-    ]
-    _agreement_table(title, rows, ci_wording(cluster_by), any(r.trained_on for r in results))
-    for r, s in zip(results, scores, strict=True):
-        if r.missing:  # its accuracy is over other pairs than the others': said, with the fix
-            _say(
-                "note",
-                f"{r.metric}: {counted(r.missing, 'voted pair')} left out, an image without its score (not "
-                f"scored yet, or unreadable) — `genbench score {shell_arg(run_dir)} -m "
-                f"{shell_arg(s.scored_as)}` scores what it can and lists the rest",
+        if stale:  # pairs dropped from the run since (a damaged image being made again, a smaller re-import)
+            n_stale = sum(v.pair_id in stale for v in votes)
+            console.print(
+                f"  [yellow]{counted(n_stale, 'vote')} on {counted(len(stale), 'pair')} not in the run's "
+                f"manifest left out[/] (e.g. {plain(min(stale))})",
+                highlight=False,
             )
-    for note in (wilson_note(results), shared_prompts_note(pairs, labels, cluster_by)):
-        if note:
-            _say("note", note)
-    few = few_clusters_warning(pairs, labels, cluster_by)
-    if few:
-        _say("warning", few)
-    console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.json, agreement.png")
+        if repeats:
+            v = repeats[0]
+            console.print(
+                f"  [yellow]{counted(len(repeats), 'repeated vote')} of a rater on a pair they voted on "
+                f"before left out — the first counts, as in genbench vote[/] (e.g. rater {plain(v.rater)} on "
+                f"pair {plain(v.pair_id)})",
+                highlight=False,
+            )
+        left_aside = unused_prefs(run_dir, prefs, source)
+        if left_aside is not None:
+            kind_aside = aside_kind(left_aside, pairs)
+            console.print(
+                f"  [yellow]{plain_name(left_aside)} is not used: the run's votes count once anyone voted — "
+                f"pass --prefs {plain(shell_arg(left_aside))} to measure against it ({plain(kind_aside)})[/]",
+                highlight=False,
+            )
+        from genbench.run_scores import load_metric_scores  # torch-free: scores are read, not made
+
+        scores = load_metric_scores(run_dir, chosen)
+        results = [
+            metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed, cluster_by) for s in scores
+        ]
+        settings = {
+            "prefs": str(source),
+            "prefs_kind": kind,  # what the accuracies are measured against: people's votes or an import's
+            "prefs_not_used": None if left_aside is None else str(left_aside),
+            "ties": ties,
+            "model_ties": model_ties,
+            "bootstrap": bootstrap,
+            "seed": seed,
+            "cluster_by": cluster_by,
+            "votes_left_out": sum(v.pair_id in stale for v in votes),  # on pairs not in the manifest
+            "repeated_votes_left_out": len(repeats),  # a rater's later votes on a pair
+        }
+        write_report(out_dir, pairs, labels, results, scores, settings)
+        for r in results:
+            if r.trained_on:
+                seen = ", ".join(_dataset_name(d) for d in r.trained_on.split(","))
+                _say(
+                    "warning",
+                    f"{r.metric} was trained on {seen} images; agreement on them is not a held-out figure",
+                )
+        n_ties = sum(lab.label == "tie" for lab in labels.values())
+        title = (
+            f"agreement with human preference — {counted(len(labels), 'pair')} with votes, {n_ties} tied "
+            f"({'skipped' if ties == 'skip' else 'half credit'})"
+        )
+
+        def pct(v: float) -> str:
+            return "–" if math.isnan(v) else f"{100 * v:.1f}%"
+
+        rows = [
+            (  # *: trained on these images (see the warning)
+                r.metric + (TRAINED_MARK if r.trained_on else ""),
+                [
+                    str(r.pairs),
+                    pct(r.accuracy),
+                    pct(r.ci_low),
+                    pct(r.ci_high),
+                    str(r.model_ties),
+                    str(r.missing),
+                ],
+            )
+            for r in results
+        ]
+        _agreement_table(title, rows, ci_wording(cluster_by), any(r.trained_on for r in results))
+        for r, s in zip(results, scores, strict=True):
+            if r.missing:  # its accuracy is over other pairs than the others': said, with the fix
+                _say(
+                    "note",
+                    f"{r.metric}: {counted(r.missing, 'voted pair')} left out, an image without its score "
+                    f"(not scored yet, or unreadable) — `genbench score {shell_arg(run_dir)} -m "
+                    f"{shell_arg(s.scored_as)}` scores what it can and lists the rest",
+                )
+        for note in (wilson_note(results), shared_prompts_note(pairs, labels, cluster_by)):
+            if note:
+                _say("note", note)
+        few = few_clusters_warning(pairs, labels, cluster_by)
+        if few:
+            _say("warning", few)
+        console.print(
+            f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.json, agreement.png"
+        )
 
 
 def _say(kind: str, text: str) -> None:

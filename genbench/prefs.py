@@ -22,6 +22,15 @@ from genbench.manifest import (
 )
 from genbench.vote.store import VOTES_DB
 
+VOTE_DB_SUFFIXES = (".sqlite", ".db", ".sqlite3")
+
+
+def is_vote_database(path: Path) -> bool:
+    """Whether a preferences file is read as a vote database (by its suffix), else as a CSV: the one place
+    that decides it, for the reading and for `agree`'s words on a file without a vote (a CSV's header alone
+    named `.txt` or without a suffix was told "collect some with genbench vote", the words of a database)."""
+    return Path(path).suffix.lower() in VOTE_DB_SUFFIXES
+
 
 def load_votes(run_dir: Path, prefs: Path | None = None) -> tuple[list[Vote], Path]:
     """Votes from ``prefs`` (CSV or SQLite), else ``RUN/votes.sqlite``, else ``RUN/prefs.csv``. A vote
@@ -89,7 +98,7 @@ def raters_kind(raters: set[str]) -> str:
 
 
 def _read(path: Path) -> list[Vote]:
-    if path.suffix.lower() in (".sqlite", ".db", ".sqlite3"):
+    if is_vote_database(path):
         from genbench.vote.store import VoteStore
 
         return [Vote(v["pair_id"], v["choice"], v["rater"]) for v in VoteStore(path, read_only=True).votes()]
@@ -105,7 +114,7 @@ def export_path(run_dir: Path, out: Path | None) -> Path:
     if target.is_dir():
         raise AttiqaError(f"{target}: is a folder — give --out a file name, e.g. {target / 'votes.csv'}")
     if target.suffix.lower() != ".csv":  # `-o votes.tsv` / `.xlsx` / `votes` got commas all the same
-        db = target.suffix.lower() in (".sqlite", ".db", ".sqlite3")
+        db = is_vote_database(target)
         what = ", not a database —" if db else " — give it a name ending in .csv,"
         raise AttiqaError(f"{target}: --out is written as CSV{what} e.g. {target.with_suffix('.csv')}")
     run_files = (VOTES_DB, PREFS, MANIFEST, MANIFEST_CSV, IMAGE_ROOT_FILE)

@@ -529,17 +529,12 @@ def render(
     raw_img = read_raw(raw)
     if policy is not None:
         from attiqa.io.hashes import sha256_of
-        from isp_env.policy_files import FINISH_RUN, resolve_policy, training_left
+        from isp_env.policy_files import resolve_policy
         from isp_env.policy_io import load_policy
         from isp_env.report import policy_label
         from isp_env.tuning import tune_with_policy
 
-        policy_file = resolve_policy(policy)
-        if Path(policy).is_dir() and (left := training_left(Path(policy))):  # was rendered with, no word
-            raise ConfigError(
-                f"--policy {policy}: its training has not finished ({left}) — {FINISH_RUN.format(run=policy)}"
-                f"; or render with that earlier policy anyway: --policy {shlex.quote(str(policy_file))}"
-            )
+        policy_file = resolve_policy(policy)  # a run whose training has not finished: refused there
         pol, card = load_policy(policy_file)
         values = tune_with_policy(pol, card, raw)
         kind = policy_label("teacher" if card.get("algo") == "teacher" else "agent", card)  # the card's own

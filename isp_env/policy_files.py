@@ -3,6 +3,7 @@ missing one before torch loads; :mod:`isp_env.policy_io` reads what it names."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from attiqa.errors import ModelLoadError, did_you_mean
@@ -12,9 +13,11 @@ FINISH_RUN = "finish it: rerun the isp-tune command that started it (--out {run}
 """The fix for a run folder given as a policy before its training finished."""
 
 
-def resolve_policy(spec: str | Path) -> Path:
+def resolve_policy(spec: str | Path, option: str = "--policy") -> Path:
     """``default`` -> the policy shipped with the package (docs/isp.md has its card); a run folder -> its
-    policy.safetensors; else a path."""
+    policy.safetensors, once its training has finished (:func:`training_left`: the one place that decides it,
+    for ``render``, ``check`` and ``--init-policy`` alike — render alone refused a stale one, the others took
+    it without a word); else a path. ``option``: the caller's option, named in the refusal's fix."""
     if str(spec) == "default":
         if not DEFAULT_POLICY.exists():
             raise ModelLoadError(
@@ -33,6 +36,11 @@ def resolve_policy(spec: str | Path) -> Path:
             raise ModelLoadError(
                 f"{path}: a folder without policy.safetensors — pass an isp-tune run folder or its "
                 "RUN/policy.safetensors"
+            )
+        if left := training_left(path):  # an earlier, shorter training's policy: was used without a word
+            raise ModelLoadError(
+                f"{option} {path}: its training has not finished ({left}) — {FINISH_RUN.format(run=path)}; "
+                f"or use that earlier policy anyway: {option} {shlex.quote(str(path / 'policy.safetensors'))}"
             )
         return path / "policy.safetensors"
     card_of = path.with_suffix(".safetensors")

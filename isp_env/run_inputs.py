@@ -419,7 +419,7 @@ def check_start(
     files = RunFiles.checked(out)  # every kept file read once, before any work; the steps use these
     given_base = None if base == "global" else base_setting(base)
     if init_policy:
-        resolve_policy(init_policy)
+        resolve_policy(init_policy, "--init-policy")
     return RunStart(files, given_base)
 
 

@@ -342,7 +342,7 @@ def checked_agent_init(cfg: TrainConfig, spec: str | Path | None = None, adopt: 
     spec = spec or cfg.init_policy  # (the run's --init-policy, or the one init_from_policy is given)
     if cfg.algo == "teacher" or not spec:
         return
-    _, card = load_policy(resolve_policy(spec))
+    _, card = load_policy(resolve_policy(spec, "--init-policy"))
     if card["algo"] == "teacher":
         distillable(cfg, spec)
         return
@@ -376,7 +376,7 @@ def init_from_policy(model: BaseAlgorithm, spec: str | Path, cfg: TrainConfig | 
     """Start training from a saved policy's weights (``default`` = the policy shipped with the package);
     the algorithm, network and observation size must match. A teacher policy (``--algo teacher``) is
     distilled into a SAC actor instead (:func:`distill_teacher`)."""
-    policy, card = load_policy(resolve_policy(spec))
+    policy, card = load_policy(resolve_policy(spec, "--init-policy"))
     if cfg is not None:
         checked_agent_init(cfg, spec, adopt=False)  # (run checked it before any work; train's callers here)
         check_reward_model(spec, card, cfg.scorer, refuse=False)
@@ -574,7 +574,7 @@ def teacher_prior(spec: str, cfg: TrainConfig) -> TeacherPrior:
     """Load the rows a teacher run starts from (ours, session 24): the policy must be a teacher policy that
     carries its rows (saved since session 24) and was fitted with this run's environment settings and
     scorer; the run then uses its base and residual scale (set by :func:`isp_env.run.run`)."""
-    policy, card = load_policy(resolve_policy(spec))
+    policy, card = load_policy(resolve_policy(spec, "--init-policy"))
     rows = card.get("teacher", {}).get("rows")
     if not isinstance(policy, TeacherPolicy) or not rows or not len(policy.rows_x):  # algo "teacher"
         raise ConfigError(

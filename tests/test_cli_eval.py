@@ -62,9 +62,10 @@ def test_eval_agiqa3k_is_one_command_and_the_second_target_uses_the_cache(tmp_pa
         cache=cache, cwd=tmp_path,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert "SROCC" in res.stdout and "PLCC (" in res.stdout  # (logistic), or (linear fit) when a line won
     assert "16 scored, 0 from cache" in res.stderr and "was trained on" not in res.stderr
     summary = json.loads((tmp_path / "runs/eval/agiqa3k-mos_quality-classical/summary.json").read_text())
+    fit = "logistic" if summary["logistic_fit"]["method"] == "logistic" else "linear fit"  # the fit kept
+    assert "SROCC" in res.stdout and f"PLCC ({fit})" in res.stdout and f"RMSE ({fit})" in res.stdout
     assert summary["target"] == "mos_quality" and summary["n"] == 16
     res = run(
         "eval", "agiqa3k", "--root", tmp_path / "AGIQA-3K", "-m", "classical", "--target", "mos_align",

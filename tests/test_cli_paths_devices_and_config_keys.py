@@ -4,6 +4,7 @@ is one line naming the thing and the fix; each test failed before its fix."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,56 @@ def test_a_device_this_machine_lacks_is_one_line_before_the_model_loads(tmp_path
     assert str(result.exception).startswith(f"device {spec!r}: ") and "— use auto or cpu" in str(
         result.exception
     )
+
+
+@pytest.mark.filterwarnings("ignore:'mkldnn' is no longer used")  # still parsed: still listed
+def test_the_device_types_checked_without_torch_are_the_installed_torchs_own():
+    """`attiqa.device_names` keeps torch's device types as a list, to say `--device gpu` before torch loads: a
+    torch that adds a type (as 2.x added maia and mtia) would have it refused as "unknown device" by us. Every
+    listed type is parsed by this torch, and torch's own list (in its error, "Expected one of ...") has
+    nothing the list lacks — a torch upgrade that adds one fails here, not in a user's hands."""
+    import re
+
+    from attiqa.device_names import DEVICE_TYPES
+
+    for kind in DEVICE_TYPES:
+        assert torch.device(f"{kind}:0").type == kind
+    with pytest.raises(RuntimeError) as refused:
+        torch.device("gpu")
+    said = re.search(r"Expected one of (.+) device type", str(refused.value))
+    assert said is not None, f"torch's error changed: {refused.value}"
+    assert set(said.group(1).split(", ")) - DEVICE_TYPES == set()
+
+
+def test_a_device_named_by_an_out_of_tree_backend_is_left_to_torch(tmp_path):
+    """**Was** (review of session 65): with an out-of-tree backend installed (torch_npu: torch loads it as it
+    starts and it takes the place of privateuseone as "npu"), `--device npu` was refused by the torch-free
+    check as "unknown device 'npu'", though torch takes it (before that check it ran). Now a value outside
+    the list is refused early only when torch has no such backend to load; with one, torch judges it."""
+    import subprocess
+    import sys
+
+    from helpers import attiqa_env
+
+    (tmp_path / "fakenpu.py").write_text(
+        "def autoload():\n    import torch\n    torch.utils.rename_privateuse1_backend('npu')\n"
+    )
+    dist = tmp_path / "fakenpu-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakenpu\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[torch.backends]\nfakenpu = fakenpu:autoload\n")
+    check = "import torch\nfrom attiqa.device_names import check_device_form\n"
+    check += (
+        "assert torch.device('npu:0').type == 'npu'\ncheck_device_form('npu:0')\ncheck_device_form('npu')\n"
+    )
+    env = attiqa_env({"TORCH_DEVICE_BACKEND_AUTOLOAD": "1"})
+    env["PYTHONPATH"] += f"{os.pathsep}{tmp_path}"
+    res = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    from attiqa.device_names import check_device_form  # without the backend: refused before torch, as before
+
+    with pytest.raises(ConfigError, match="unknown device 'npu'"):
+        check_device_form("npu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU machine")

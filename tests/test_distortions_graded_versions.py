@@ -392,10 +392,8 @@ def test_a_make_distorted_remake_killed_after_its_deletes_lists_no_deleted_image
     assert listed and all((out / name).is_file() for name in listed), listed
 
 
-def test_an_unreadable_record_names_each_commands_own_option_for_a_new_folder(tmp_path, sources, cli):
-    """A damaged ``versions.json`` is refused in one line whose fix names how the command that read it is
-    pointed at a new folder: a train's degrade stage was told "use another --out folder", an option `attiqa
-    train` does not have (its is ``degrade.out`` in the config)."""
+def degrade_and_label_run(tmp_path: Path, sources: list[Path]) -> tuple[Path, Path]:
+    """(run folder, ``run.yaml``): a train of a degrade stage (contrast, level 1) and a label stage."""
     run = tmp_path / "run"
     yaml = tmp_path / "run.yaml"
     yaml.write_text(
@@ -403,6 +401,24 @@ def test_an_unreadable_record_names_each_commands_own_option_for_a_new_folder(tm
         "  levels: [1]\nlabel:\n  teacher: classical\n",
         encoding="utf-8",
     )
+    return run, yaml
+
+
+def refused_over_a_damaged(cli, record: Path, text: str, args: tuple) -> str:
+    """``record`` written as ``text`` (cut short) in a new folder, then the command ``args`` refused in one
+    line without a traceback: its words, on one line."""
+    record.parent.mkdir(parents=True)
+    record.write_text(text, encoding="utf-8")
+    res = cli(*args)
+    assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+    return " ".join(res.stderr.split())
+
+
+def test_an_unreadable_record_names_each_commands_own_option_for_a_new_folder(tmp_path, sources, cli):
+    """A damaged ``versions.json`` is refused in one line whose fix names how the command that read it is
+    pointed at a new folder: a train's degrade stage was told "use another --out folder", an option `attiqa
+    train` does not have (its is ``degrade.out`` in the config)."""
+    run, yaml = degrade_and_label_run(tmp_path, sources)
     new_out = "or write to a new --out folder"
     deg, md = tmp_path / "deg", tmp_path / "md"
     commands = {
@@ -411,11 +427,27 @@ def test_an_unreadable_record_names_each_commands_own_option_for_a_new_folder(tm
         md: (("make-distorted", sources[0].parent, "-o", md, "--rounds", "1"), new_out),
     }
     for folder, (args, fix) in commands.items():
-        folder.mkdir(parents=True)
-        (folder / VERSIONS_FILE).write_text('{"versions": [', encoding="utf-8")  # cut short
-        res = cli(*args)
-        said = " ".join(res.stderr.split())
-        assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr
+        said = refused_over_a_damaged(cli, folder / VERSIONS_FILE, '{"versions": [', args)
         assert f"{folder / VERSIONS_FILE}: unreadable record of the distortion versions" in said, said
         assert said.endswith(fix), said
         assert ("--out" in said) == (args[0] != "train"), said
+
+
+def test_an_unreadable_list_of_source_names_names_each_commands_own_option_for_a_new_folder(
+    tmp_path, sources, cli
+):
+    """The row above's defect in the graded set's other record: a damaged ``sources.json`` read by a train's
+    degrade stage **was** "… unreadable list of source names — restore it, or use another --out folder" (an
+    option `attiqa train` does not have), the versions' record alone being given the caller's words. Now
+    the same ``new_out``: a train "… or set degrade.out to a new folder", `degrade` "… --out folder"."""
+    from attiqa.distortions.graded import NAMES_FILE
+
+    run, yaml = degrade_and_label_run(tmp_path, sources)
+    deg = tmp_path / "deg"
+    commands = {
+        run / "graded": (("train", "--config", yaml), "or set degrade.out to a new folder"),
+        deg: (("degrade", sources[0].parent, "-o", deg), "or write to a new --out folder"),
+    }
+    for folder, (args, fix) in commands.items():
+        said = refused_over_a_damaged(cli, folder / NAMES_FILE, '{"names": {', args)
+        assert f"{folder / NAMES_FILE}: unreadable list of source names — restore it, {fix}" in said, said

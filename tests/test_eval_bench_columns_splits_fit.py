@@ -3,8 +3,14 @@ column of numbers, a split column empty for some rows, and the fit the eval tabl
 
 from __future__ import annotations
 
+import csv
+import json
+import math
+import statistics
 from pathlib import Path
 
+import pytest
+from dataset_layouts import flive
 from PIL import Image
 from typer.testing import CliRunner, Result
 
@@ -13,6 +19,7 @@ from attiqa.bench_splits import plan_splits
 from attiqa.cli.app import app
 from attiqa.datasets import get_dataset
 from attiqa.datasets.base import IQADataset
+from attiqa.errors import AttiqaError
 
 
 def agiqa3k_copy(root: Path, header: str) -> Path:
@@ -24,6 +31,16 @@ def agiqa3k_copy(root: Path, header: str) -> Path:
         rows.append(f"g{i}.jpg,prompt {i % 4},,,,{i * 0.3:.2f},0.5,{(11 - i) * 0.3:.2f},0.5")
     (root / "data.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
     return root
+
+
+def folder_set(root: Path, header: str, cells: list[str]) -> IQADataset:
+    """A folder dataset of 12 small images ``p0.png`` .. and a ``mos.csv`` of ``header`` and, per image,
+    its ``cells`` after the name."""
+    root.mkdir()
+    for i in range(12):
+        Image.new("RGB", (24, 24), (20 * i, 90, 30)).save(root / f"p{i}.png")
+    (root / "mos.csv").write_text(header + "\n" + "".join(f"p{i}.png,{c}\n" for i, c in enumerate(cells)))
+    return get_dataset("folder", root)
 
 
 def assert_groups_apart(ds: IQADataset, group_by: str, key: str) -> None:
@@ -62,13 +79,7 @@ def test_a_folder_csv_group_column_of_numbers_groups_the_split(tmp_path):
     target only, so ``bench --group-by scene`` said "12 of 12 items have no 'scene' to group by (their
     metadata: none)" of a file that has the column; now every column but the image and split is a group a
     split can keep on one side (numbers too)."""
-    root = tmp_path / "set"
-    root.mkdir()
-    for i in range(12):
-        Image.new("RGB", (24, 24), (20 * i, 90, 30)).save(root / f"p{i}.png")
-    rows = "".join(f"p{i}.png,{i + 1},{i % 3}\n" for i in range(12))
-    (root / "mos.csv").write_text("image,mos,scene\n" + rows)
-    ds = get_dataset("folder", root)
+    ds = folder_set(tmp_path / "set", "image,mos,scene", [f"{i + 1},{i % 3}" for i in range(12)])
     assert "scene" in ds.info.targets  # still an extra target too
     assert_groups_apart(ds, "scene", "scene")
 
@@ -144,3 +155,62 @@ def test_eval_left_with_one_image_by_damaged_ones_says_to_repair_them(tmp_path, 
     assert res.exit_code == 0, res.output
     said = " ".join(res.output.split())
     assert "1 image scored: correlations need at least 2 — repair the 2 that could not be decoded" in said
+
+
+def test_a_group_column_that_groups_nothing_is_refused(tmp_path):
+    """**Was** (review of session 65): with every folder-CSV column a group, ``--group-by mos`` (the score
+    being learned: images of equal scores kept together) and ``--group-by std`` (another value in every row:
+    every image its own group) were taken without a word, as "group" splits; now both are refused naming
+    the fix, and a shared id column still groups."""
+    cells = [f"{i % 5 + 1},{i % 3},{0.1 + i / 97:.4f}" for i in range(12)]
+    ds = folder_set(tmp_path / "set", "image,MOS,scene,std", cells)
+    own = "each of its 12 items has its own 'std' ('0.1000', '0.1103', '0.1206', ...)"
+    for group_by, said in (("MOS", "'MOS' is the score the model learns"), ("std", own)):
+        b = bench_dataset(ds, "set")
+        with pytest.raises(AttiqaError) as err:
+            plan_splits("single", [b], 3, 0, None, group_by, []).splits(b)
+        assert said in str(err.value) and "use --group-by none for image-wise splits" in str(err.value)
+    assert_groups_apart(ds, "scene", "scene")
+
+
+def test_eval_says_logistic_where_the_logistic_is_kept(tmp_path, monkeypatch):
+    """The other side of the fit's column label (review of session 65: the label "(logistic)" was asserted
+    nowhere once the 16-image eval test took either): MOS a logistic of the scorer's own predictions, so
+    the logistic beats the line by AICc — the columns say "(logistic)" and no fit line is printed."""
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))  # not the user's
+    root = tmp_path / "set"
+    root.mkdir()
+    for i in range(16):
+        Image.new("RGB", (32, 32), (15 * i, 200 - 11 * i, 40 + 7 * i)).save(root / f"p{i}.png")
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"p{i}.png,{i}\n" for i in range(16)))
+    assert eval_classical(root, tmp_path / "first").exit_code == 0
+    pred = {
+        Path(r["image"]).name: float(r["prediction"])
+        for r in csv.DictReader((tmp_path / "first" / "predictions.csv").open())
+    }
+    mid, spread = statistics.median(pred.values()), statistics.pstdev(pred.values())
+    mos = {n: 1 + 4 / (1 + math.exp(-(p - mid) / (spread / 4))) for n, p in pred.items()}
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"{n},{m:.6f}\n" for n, m in mos.items()))
+    res = eval_classical(root, tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["logistic_fit"]["method"] == "logistic"
+    assert "PLCC (logistic)" in res.output and "RMSE (logistic)" in res.output
+    assert "linear fit" not in res.output and "PLCC and RMSE after the fit" not in res.output
+
+
+def test_a_flive_image_in_neither_split_file_is_said_as_such(tmp_path, capsys):
+    """**Was** (review of session 65): a FLIVE image listed in neither of the release's split files was said
+    as "1 of its 7 images are on neither side of its split (e.g. rq59.jpg: no train or test in their split
+    cell)" — FLIVE has no split cell, and the folder the image is in was cut; now its path under the root
+    and the split's files."""
+    root = tmp_path / "flive"
+    flive(root)  # EE371R/rq59.jpg is in neither split file
+    b = bench_dataset(get_dataset("flive", root), "flive")
+    with pytest.raises(AttiqaError, match="gives 4 to train on and 1 to test on"):  # 7 images: too few
+        plan_splits("single", [b], 1, 0, None, "auto", []).splits(b)
+    said = " ".join(capsys.readouterr().err.split())  # rich wraps the line
+    assert said.count("neither side") == 1, said
+    assert (
+        "1 of its 7 images is on neither side of its split (e.g. database/EE371R/rq59.jpg: on no side" in said
+    )
+    assert "labels640.csv (test)" in said and "split cell" not in said

@@ -313,3 +313,35 @@ def test_ctrl_c_after_pretrainings_last_epoch_before_its_model_is_rewritten_says
         f"it fine-tunes finetune, finetune/heads again (saved from earlier weights of "
         f"{run / 'pretrain' / 'model.safetensors'}), over their files"
     ) in said, said
+
+
+def test_ctrl_c_in_a_longer_fine_tuning_after_a_cached_pretraining_says_it_continues(
+    tmp_path, cli, monkeypatch
+):
+    """A finished run whose pretraining trained on cached features (`pretrain.feature_cache: true`: its
+    model card records its epochs, not its step), `--resume --set finetune.epochs=2`, a real SIGINT as the
+    fine-tuning's second epoch is saved: the words must list the fine-tuning as kept, for the resume to
+    continue (it does: its start is the same model). Was, for the instant of b706f748's fix (no test):
+    "… — it fine-tunes finetune again (saved from earlier weights of …)", the card's missing step read as
+    a model older than the pretraining's state."""
+    import os
+    import signal
+
+    from attiqa.training.trainer import Trainer
+
+    cmd, run = _run(tmp_path, cli)
+    cmd = [*cmd, "--set", "pretrain.feature_cache=true"]
+    assert cli(*cmd, "--no-resume").returncode == 0
+    assert "global_step" not in read_card(run / "pretrain" / "model.safetensors")  # the cached loop's card
+    real = Trainer._write_last
+
+    def stop_here(self, epoch, card):
+        if self.name == "finetune" and epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # a user's Ctrl-C at this instant, delivered for real
+        return real(self, epoch, card)
+
+    monkeypatch.setattr(Trainer, "_write_last", stop_here)
+    res = cli(*cmd, "--resume", "--set", "finetune.epochs=2")
+    said = _said(res)
+    assert res.returncode == 130, said
+    assert "again" not in said and "finetune after epoch" in said, said

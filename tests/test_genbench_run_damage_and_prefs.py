@@ -259,3 +259,19 @@ def test_each_prefs_refusal_names_the_file_the_line_or_pair_and_the_fix(tmp_path
         lines = res.stderr.splitlines()
         assert res.returncode == 2 and len(lines) == 1, res.stderr
         assert lines[0].startswith(f"error: {prefs}: {said}"), (name, lines[0])
+
+
+def test_a_header_alone_is_said_so_whatever_the_csvs_name(tmp_path, photos, genbench_cli):
+    """`genbench agree RUN --prefs FILE` with a CSV of a header alone named `prefs.txt` or without a suffix
+    (read as a CSV all the same): **was** "no votes for this run's pairs yet — collect some with `genbench
+    vote`" — the words of an empty vote database, since `.csv` alone was taken for a CSV there. Now one
+    place decides what is a database (`genbench.prefs.is_vote_database`): the header-alone line."""
+    run = make_photo_run(tmp_path / "run", photos)
+    assert genbench_cli("score", run, "-m", "classical", "-w", "0").returncode == 0
+    for name in ("prefs.txt", "prefs", "PREFS.CSV"):
+        prefs = tmp_path / name
+        prefs.write_text("pair_id,choice\n", encoding="utf-8")
+        res = genbench_cli("agree", run, "--prefs", prefs)
+        assert res.returncode == 2, res.stderr
+        said = res.stderr
+        assert said.startswith(f"error: {prefs}: no vote in it (a header, no line after it)"), said

@@ -240,11 +240,9 @@ def test_an_agent_that_would_never_learn_is_warned_about_before_it_trains(tmp_pa
     assert r.exit_code == 0 and "warning" not in r.output, r.output
 
 
-def test_render_from_a_run_whose_training_has_not_finished_says_so(tmp_path, isp_raws, isp_cli, monkeypatch):
-    """**Was** `isp-tune render RAW --policy RUN` of a finished 4-step RUN continued with `--timesteps 16`
-    and stopped with Ctrl-C after a checkpoint: rendered with the 4-step policy.safetensors, no word that the
-    training had gone on and not finished; a run stopped before its first policy was "a folder without
-    policy.safetensors — pass an isp-tune run folder" (it is one). Now one line each, with the fix."""
+def stopped_longer_run(tmp_path: Path, isp_raws, isp_cli, monkeypatch) -> tuple[Path, Path]:
+    """A finished 4-step RUN continued with `--timesteps 16` and stopped by a real SIGINT after a checkpoint
+    (step 8; its policy.safetensors still the 4-step one): (raw folder, RUN)."""
     import os
     import signal
 
@@ -264,15 +262,28 @@ def test_render_from_a_run_whose_training_has_not_finished_says_so(tmp_path, isp
         "--timesteps", "16", "--checkpoint-every", "4",
     )  # fmt: skip
     assert res.returncode == 130, res.stderr[-2000:]
+    monkeypatch.setattr(isp_env.tuning, "save_state", real_save)
+    return raw_dir, run
+
+
+NOT_FINISHED = "its training has not finished (its checkpoint is at step 8, its policy.safetensors of step 4)"
+
+
+def test_render_from_a_run_whose_training_has_not_finished_says_so(tmp_path, isp_raws, isp_cli, monkeypatch):
+    """**Was** `isp-tune render RAW --policy RUN` of a finished 4-step RUN continued with `--timesteps 16`
+    and stopped with Ctrl-C after a checkpoint: rendered with the 4-step policy.safetensors, no word that the
+    training had gone on and not finished; a run stopped before its first policy was "a folder without
+    policy.safetensors — pass an isp-tune run folder" (it is one). Now one line each, with the fix."""
+    raw_dir, run = stopped_longer_run(tmp_path, isp_raws, isp_cli, monkeypatch)
     raw, png = next(raw_dir.iterdir()), tmp_path / "out.png"
     res = isp_cli("render", raw, "--policy", run, "-o", png)
     said = " ".join(res.stderr.split())
     assert res.returncode != 0 and not png.exists(), said
     assert (
-        f"--policy {run}: its training has not finished (its checkpoint is at step 8, its policy.safetensors "
-        f"of step 4) — finish it: rerun the isp-tune command that started it (--out {run}: it resumes)"
+        f"--policy {run}: {NOT_FINISHED} — finish it: rerun the isp-tune command that started it "
+        f"(--out {run}: it resumes)"
     ) in said, said
-    assert said.endswith(f"or render with that earlier policy anyway: --policy {run / 'policy.safetensors'}")
+    assert said.endswith(f"or use that earlier policy anyway: --policy {run / 'policy.safetensors'}"), said
     assert isp_cli("render", raw, "--policy", run / "policy.safetensors", "-o", png).returncode == 0
     fresh = tmp_path / "fresh"
     fresh.mkdir()
@@ -280,3 +291,24 @@ def test_render_from_a_run_whose_training_has_not_finished_says_so(tmp_path, isp
     res = isp_cli("render", raw, "--policy", fresh, "-o", png)
     said = " ".join(res.stderr.split())
     assert f"{fresh}: an isp-tune run whose training has not finished (no policy.safetensors" in said, said
+
+
+def test_check_and_init_policy_of_a_run_whose_training_has_not_finished_say_so(
+    tmp_path, isp_raws, isp_cli, monkeypatch
+):
+    """The same stopped RUN given to `isp-tune check --policy RUN` and `isp-tune --init-policy RUN`: **was**
+    taken without a word — the check scored, and the new agent started from, the 4-step policy an earlier
+    training left (render alone asked whether the run had finished). Now one function decides it for all
+    three (`isp_env.policy_files.resolve_policy`): one line each naming the caller's option, nothing made."""
+    raw_dir, run = stopped_longer_run(tmp_path, isp_raws, isp_cli, monkeypatch)
+    out = tmp_path / "check"
+    res = isp_cli("check", raw_dir, "--policy", run, "-m", "classical", "--out", out)
+    said = " ".join(res.stderr.split())
+    assert res.returncode != 0 and not (out / "results.csv").exists(), said
+    assert f"--policy {run}: {NOT_FINISHED}" in said, said
+    new = tmp_path / "new"
+    res = isp_cli("--raw-dir", raw_dir, "--out", new, *TINY_AGENT, "--algo", "sac", "--init-policy", run)
+    said = " ".join(res.stderr.split())
+    assert res.returncode != 0 and not (new / "policy.safetensors").exists(), said
+    assert f"--init-policy {run}: {NOT_FINISHED}" in said, said
+    assert f"or use that earlier policy anyway: --init-policy {run / 'policy.safetensors'}" in said, said

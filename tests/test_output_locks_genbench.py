@@ -108,6 +108,34 @@ def test_a_second_agree_into_a_report_being_written_is_one_line(tmp_path, scored
     assert not (report / ".attiqa.lock").exists()
 
 
+def test_a_second_agree_while_the_first_bootstraps_is_one_line_at_once(
+    tmp_path, scored_photo_run, genbench_cli
+):
+    """**Was** (review of session 65): the report folder was probed before the votes and held for the files
+    alone — a second `genbench agree RUN` started while a first bootstrapped passed the probe and wrote its
+    report; the first, started first, then ran to its end and was refused, its whole bootstrap lost. Now the
+    folder is held from the probe to the end: the second is one line at once, the report is the first's."""
+    from genbench_helpers import copied_run
+
+    from genbench.manifest import read_records
+
+    run = copied_run(scored_photo_run, tmp_path / "run")
+    prefs = "".join(f"{r['pair_id']},{r['sharp']}\n" for r in read_records(run))
+    (run / "prefs.csv").write_text("pair_id,choice\n" + prefs)
+    report = run / "agreement"
+    cmd = genbench_cmd("agree", run, "--bootstrap", "100")
+    with paused_after(tmp_path, "genbench.agreement:metric_agreement", cmd):  # in its bootstrap
+        second = genbench_cli("agree", run, "--bootstrap", "200", "--model-ties", "half")
+        busy = (
+            f"another process is writing a report into it now {SAME} — let it finish, or choose another --out"
+        )
+        assert one_line_error(second) == f"error: {report}: {busy}"
+        assert [p.name for p in report.iterdir()] == [".attiqa.lock"]  # nothing of the second's
+    settings = json.loads((report / "agreement.json").read_text())["settings"]
+    assert settings["bootstrap"] == 100 and settings["model_ties"] == "wrong"
+    assert not (report / ".attiqa.lock").exists()
+
+
 def test_a_second_exiqa_regressor_fit_into_a_run_being_fitted_is_one_line(exiqa_set, tiny_dir, tmp_path, cli):
     """**Was**: two `attiqa train exiqa-regressor RUN` at once (another --mos, --epochs) each saved
     RUN/regressor.safetensors and its .json card: the last wins, or one's weights beside the other's card.

@@ -82,3 +82,29 @@ def test_a_clip_teacher_path_that_is_not_there_is_said_before_the_probe_of_a_hel
     finally:
         first.communicate(b"", timeout=60)
     assert not out.exists()
+
+
+def test_a_clip_path_under_the_home_of_no_such_user_is_one_line(photo_dir, tmp_path, cli):
+    """**Was** (review of session 65): `attiqa label DIR --teacher clip:~nosuchuser/w -o l.parquet` — a
+    `~user` that names no user — was Path.expanduser's traceback ("Could not determine home directory"),
+    now in the torch-free check before the probe as it was at the load before; also `-m
+    clipiqa:~nosuchuser/w` and MODEL/~nosuchuser/w.pt (:func:`attiqa.teachers.clip.parse_clip_spec`).
+    Now it is no such path, in the missing path's one line."""
+    import pwd
+
+    import pytest
+
+    from attiqa.errors import ModelLoadError
+    from attiqa.teachers.clip import parse_clip_spec
+
+    user = "attiqa-no-such-user"
+    with pytest.raises(KeyError):
+        pwd.getpwnam(user)
+    spec = f"~{user}/w"
+    res = cli("label", photo_dir, "--workers", "0", "-o", tmp_path / "l.parquet", "--teacher", f"clip:{spec}")
+    assert one_line_error(res) == f"error: {spec}: no such file or folder — check the path"
+    for given, said in ((spec, spec), (f"ViT-B-16/{spec}.pt", f"{spec}.pt")):
+        with pytest.raises(ModelLoadError) as refused:
+            parse_clip_spec(given)
+        assert str(refused.value) == f"{said}: no such file or folder — check the path"
+    assert not (tmp_path / "l.parquet").exists()

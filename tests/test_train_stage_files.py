@@ -236,7 +236,8 @@ def test_the_inputs_of_a_skipped_label_stage_are_not_required(tmp_path):
     """`attiqa train -c configs/paper_resnet50.yaml --set pretrain=null` skips its label stage, but **was**
     refused when the config was read: "label.images: data/imagenet/train not found" — the ImageNet folder of
     a stage it does not run (likewise a degrade stage's sources). A label-only run still needs them."""
-    from attiqa.config import ConfigError, load_config
+    from attiqa.config import load_config
+    from attiqa.errors import ConfigError
 
     cfg = tiny_train_config(tmp_path)
     gone = tmp_path / "imagenet" / "train"

@@ -76,7 +76,9 @@ def safe_stem(stem: str) -> str:
     return s or "image"
 
 
-def _read_names(path: Path) -> dict[str, str]:
+def _read_names(path: Path, new_out: str = NEW_OUT_FIX) -> dict[str, str]:
+    """``sources.json``'s names ({} without one); ``new_out``: the caller's way to a new folder, for the fix
+    of its refusal (a train's degrade stage was told "use another --out folder", an option train lacks)."""
     if not path.exists():
         return {}
     try:
@@ -84,9 +86,7 @@ def _read_names(path: Path) -> dict[str, str]:
         if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
             raise TypeError
     except (OSError, ValueError, KeyError, TypeError):
-        raise AttiqaError(
-            f"{path}: unreadable list of source names — restore it, or use another --out folder"
-        ) from None
+        raise AttiqaError(f"{path}: unreadable list of source names — restore it, or {new_out}") from None
     return names
 
 
@@ -158,11 +158,11 @@ def _handed_over(names: dict[str, str], keys: Sequence[str]) -> dict[str, str]:
     return handed
 
 
-def new_sources(sources: Sequence[Path], out_dir: Path) -> list[Path]:
+def new_sources(sources: Sequence[Path], out_dir: Path, new_out: str = NEW_OUT_FIX) -> list[Path]:
     """The ``sources`` :func:`write_graded_set` would make new images of in ``out_dir``: neither recorded in
     its ``sources.json`` nor taking over the name of a recorded source that moved or was copied
-    (:func:`output_stems`' rule). Nothing is written."""
-    names = _read_names(out_dir / NAMES_FILE)
+    (:func:`output_stems`' rule). Nothing is written. ``new_out``: as :func:`write_graded_set`'s."""
+    names = _read_names(out_dir / NAMES_FILE, new_out)
     keys = [os.path.abspath(src) for src in sources]
     recorded = set(names.values())
     handed = _handed_over(names, keys)
@@ -181,9 +181,11 @@ def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
     return stems
 
 
-def _name_sources(sources: Sequence[Path], out_dir: Path) -> tuple[list[str], dict[str, str] | None]:
+def _name_sources(
+    sources: Sequence[Path], out_dir: Path, new_out: str = NEW_OUT_FIX
+) -> tuple[list[str], dict[str, str] | None]:
     """:func:`output_stems`' stems, and the names to record when any is new (else None); nothing written."""
-    names = _read_names(out_dir / NAMES_FILE)
+    names = _read_names(out_dir / NAMES_FILE, new_out)
     by_source = {src: name for name, src in names.items()}
     keys = [os.path.abspath(src) for src in sources]
     safe = [safe_stem(Path(src).stem) for src in sources]
@@ -268,7 +270,7 @@ def write_graded_set(
     res = GradedResult()
     sources = [Path(src) for src in sources]
     planned: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
-    stems, names = _name_sources(sources, out_dir)  # recorded once the versions' check has passed
+    stems, names = _name_sources(sources, out_dir, new_out)  # recorded once the versions' check passed
     for src, stem in zip(sources, stems, strict=True):
         combos = [(d, lvl) for d in distortions for lvl in levels]
         if variants_per_source is not None and variants_per_source < len(combos):

@@ -510,15 +510,6 @@ def folder_held(
         yield
 
 
-def refuse_if_folder_held(
-    folder: str | Path, doing: str, fix: str, *, command: Command | None = None
-) -> None:
-    """:func:`folder_held`'s one line for ``folder``, now, if another process holds it — nothing held, nothing
-    made: for a command whose work comes before its writes (`genbench agree`'s bootstrap)."""
-    _from_the_table(command)
-    _probe(Path(os.path.realpath(folder)) / FOLDER_LOCK, Path(folder), doing, fix, command)
-
-
 @contextlib.contextmanager
 def interrupts_held() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM for the few statements that commit an output and record it (the rename of

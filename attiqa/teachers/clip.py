@@ -55,7 +55,13 @@ from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError, did_you_mean
 from attiqa.progress import counted
 from attiqa.teachers.base import Teacher
-from attiqa.teachers.names import DEFAULT_CLIP_SPEC, TEACHER_FLAG, WEIGHT_SUFFIXES, no_such_clip_path
+from attiqa.teachers.names import (
+    DEFAULT_CLIP_SPEC,
+    TEACHER_FLAG,
+    WEIGHT_SUFFIXES,
+    clip_path,
+    no_such_clip_path,
+)
 from attiqa.teachers.prompts import PromptSet, prompt_set
 
 NETWORK_TIMEOUT = 3.0
@@ -114,7 +120,7 @@ def parse_clip_spec(spec: str, flag: str = "clip:") -> ClipSpec:
     """Parse the model spec grammar of the module docstring (without the ``clip:`` prefix); ``flag``: how
     the user wrote the prefix (``--model clipiqa:``), for the hints of its errors."""
     spec = spec.strip() or DEFAULT_CLIP_SPEC
-    as_path = Path(spec).expanduser()
+    as_path = clip_path(spec)
     if as_path.is_dir():
         if not (as_path / OPEN_CLIP_CONFIG).is_file():
             raise ModelLoadError(
@@ -154,7 +160,7 @@ def parse_clip_spec(spec: str, flag: str = "clip:") -> ClipSpec:
         )
     if pretrained in tags:
         return ClipSpec("tag", model, pretrained)
-    weights = Path(pretrained).expanduser()
+    weights = clip_path(pretrained)
     if weights.is_file():
         return ClipSpec("file", model, str(weights), weights=weights)
     if weights.is_dir():
