@@ -640,8 +640,20 @@ def check_out_dir(out_dir: str, name: str) -> None:
         raise SettingError(f"{name}: empty — name the run's folder, e.g. runs/mine", name)
 
 
+def unread_stages(cfg: TrainConfig) -> list[str]:
+    """The degrade and label stages of ``cfg`` that feed nothing, so are not run: their labels are read by
+    pretraining only, and the run fine-tunes without it. Said and dropped by
+    :func:`attiqa.runner.without_unread_stages`; their inputs are not checked (:func:`check_inputs`)."""
+    if cfg.pretrain is not None or cfg.finetune is None:
+        return []
+    return [name for name in ("degrade", "label") if getattr(cfg, name) is not None]
+
+
 def check_inputs(cfg: TrainConfig, where: str) -> None:
-    """The files a run reads must exist before any stage starts (paths relative to the working folder)."""
+    """The files a run reads must exist before any stage starts (paths relative to the working folder);
+    a stage that is not run (:func:`unread_stages`) reads none (`paper_resnet50.yaml --set pretrain=null`
+    was refused for the ImageNet folder of the label stage it skips)."""
+    skipped = unread_stages(cfg)
     # `labels` / `pretrained_checkpoint` stand in for a stage (``makes``) for the one after it (``reader``):
     # beside that stage, or without its reader, they were never read (the run went on without a word)
     stand_ins = (
@@ -668,9 +680,11 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
         ("label.out", cfg.label.out if cfg.label else None, "a file, e.g. labels.parquet"),
     )
     for key, out, named in outputs:
-        if out is not None and not out.strip():  # was the run folder itself: graded images among its files
+        if (
+            out is not None and not out.strip() and key.partition(".")[0] not in skipped
+        ):  # was the run folder itself: graded images among its files
             raise SettingError(f"{_key(where, key)}: empty — name {named} (inside the run folder)", key)
-    if cfg.degrade is not None and not cfg.degrade.sources:  # was run on nothing: an empty graded folder
+    if cfg.degrade is not None and not cfg.degrade.sources and "degrade" not in skipped:  # was run on nothing
         raise SettingError(
             f"{_key(where, 'degrade')}.sources: empty — list the photo files or folders to degrade, or drop "
             "the degrade: section (--set degrade=null)",
@@ -731,7 +745,7 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
         )
     for stage, paths in (("degrade.sources", cfg.degrade and cfg.degrade.sources),
                          ("label.images", cfg.label and cfg.label.images)):  # fmt: skip
-        for p in paths or []:
+        for p in [] if stage.partition(".")[0] in skipped else paths or []:
             if not str(p).strip():  # Path('') is the working folder: every image below it was taken
                 raise SettingError(
                     f"{_key(where, stage)}: an empty entry (it would be the working folder, every image in "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attiqa.config import LabelConfig, TrainConfig, to_dict
+from attiqa.config import LabelConfig, TrainConfig, to_dict, unread_stages
 from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
 from attiqa.io.atomic import (
     LET_IT_FINISH,
@@ -49,7 +49,7 @@ DEGRADE_OUT_FIX = "set degrade.out to a new folder"
 
 def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> Path:
     """Write the graded set (rank 0; the others wait) and return its folder."""
-    from attiqa.distortions.graded import say_damaged, write_graded_set
+    from attiqa.distortions.graded import say_damaged, without_graded_sets, write_graded_set
     from attiqa.distortions.versions import say_versions
     from attiqa.io.images import discover_images
     from attiqa.progress import console, plain, progress_later
@@ -59,7 +59,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     assert dc is not None
     out = resolve_in(out_dir, dc.out)
     if is_main():
-        files = discover_images(dc.sources)
+        files = without_graded_sets(discover_images(dc.sources), dc.sources)
         with progress_later("degrading", total=len(files), disable=not progress) as adv:
             res = write_graded_set(
                 files,
@@ -204,7 +204,7 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
         return
     import json
 
-    from attiqa.distortions.graded import new_sources
+    from attiqa.distortions.graded import new_sources, without_graded_sets
     from attiqa.io.images import discover_images, require_images
     from attiqa.progress import shown_name
 
@@ -225,7 +225,8 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
                 f"on) — --resume continues that run: set it back, or train over it with --no-resume (or "
                 "choose another out_dir)"
             )
-    added = new_sources(require_images(dc.sources), graded, DEGRADE_OUT_FIX)
+    sources = without_graded_sets(require_images(dc.sources), dc.sources, say=False)
+    added = new_sources(sources, graded, DEGRADE_OUT_FIX)
     readable = first_readable(added)
     if readable is not None:
         raise EveryProcessError(
@@ -486,9 +487,12 @@ def without_unread_stages(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` without its degrade and label stages when they feed nothing: their labels are read by
     pretraining only, and a fine-tuning run without it (`--set pretrain=null` on configs/paper_resnet50.yaml)
     labelled every image first — with CLIP, days of the paper's ImageNet — and made the graded copies, for a
-    table no stage read. Said in one line (rank 0); a label-only run (no finetune:) keeps them."""
-    unread = [name for name in ("degrade", "label") if getattr(cfg, name) is not None]
-    if cfg.pretrain is not None or cfg.finetune is None or not unread:
+    table no stage read. Said in one line (rank 0); a label-only run (no finetune:) keeps them. Which ones:
+    :func:`attiqa.config.unread_stages` (their inputs are not checked either). `attiqa train` takes its config
+    from here before :func:`run` (its Ctrl-C words named the labels of a skipped stage as kept); a second
+    call has nothing to skip and says nothing."""
+    unread = unread_stages(cfg)
+    if not unread:
         return cfg
     from attiqa.launch import launched_rank
 

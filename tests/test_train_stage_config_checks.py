@@ -256,9 +256,10 @@ def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(
 def test_an_empty_degrade_source_list_or_out_dir_is_one_line(tmp_path, cli, setting, said):
     """`degrade: {sources: []}` **was** run: nothing degraded, an empty graded folder added to the label
     stage's images; `out_dir: ""` **was** the working folder, every other run below it listed as "an earlier
-    run" of this one. Now one line each before any work."""
+    run" of this one. Now one line each before any work (a degrade stage that runs: without finetune:, a
+    fine-tuning without pretraining skips it, its inputs unchecked)."""
     cfg = tiny_train_config(tmp_path)
-    res = cli("train", "--config", cfg, "--set", setting)
+    res = cli("train", "--config", cfg, "--set", setting, "--set", "finetune=null")
     assert res.returncode == 2, res.stderr
     line = res.stderr.strip()
     assert said in line and len(line.splitlines()) == 1, line

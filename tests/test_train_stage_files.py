@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import tiny_train_config
+from helpers import LABEL_AND_PRETRAIN, tiny_train_config
 
 
 @pytest.mark.parametrize(("key", "reader"), [("labels", "pretrain"), ("pretrained_checkpoint", "finetune")])
@@ -181,3 +181,70 @@ def test_a_label_stage_without_pretraining_is_skipped_with_a_line(tmp_path, cli)
         "degrade, label: skipped — their labels are read by pretraining only, and the run has no pretrain: "
         "section (to make the labels alone: --set finetune=null)"
     ) in " ".join(res.stderr.split()), res.stderr
+
+
+def test_a_ctrl_c_of_a_run_that_skipped_its_label_stage_does_not_say_labels_are_kept(
+    tmp_path, cli, monkeypatch
+):
+    """A fine-tuning without pretraining skips its label and degrade stages, but a Ctrl-C in it **was** told
+    "interrupted before an epoch finished (the graded copies and labels made so far are kept)": `attiqa
+    train` handed the words the config before the stages were dropped. Now the same config as the run."""
+    import attiqa.training.finetune
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(attiqa.training.finetune, "finetune", stopped)
+    cfg = tiny_train_config(tmp_path)
+    images = tmp_path / "set" / "images"
+    label = f"label={{teacher: classical, num_workers: 0, images: [{images}]}}"
+    degrade = f"degrade={{sources: [{images / 'img00.png'}], distortions: [contrast], levels: [1]}}"
+    res = cli("train", "--config", cfg, "--set", label, "--set", degrade)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 130, res.stderr
+    assert "interrupted before an epoch finished; rerun the same command to continue" in said, said
+    assert said.count("skipped —") == 1, said
+
+
+def test_a_train_degrade_stage_leaves_out_a_graded_set_below_its_sources(tmp_path, cli):
+    """`degrade.sources: [photos]` where photos/degraded holds an earlier `attiqa degrade photos -o
+    photos/degraded`: the stage **was** given the graded set's images as photos (6 sources for 2 photos:
+    `img00_1.png`, `img00_contrast_1__contrast_1.png`, all labelled and pretrained on), while `attiqa degrade`
+    left them out. Now the same rule and line (`attiqa.distortions.graded.without_graded_sets`)."""
+    tiny_train_config(tmp_path)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        (photos / f"img{i:02d}.png").write_bytes(
+            (tmp_path / "set" / "images" / f"img{i:02d}.png").read_bytes()
+        )
+    res = cli("degrade", photos, "-o", photos / "degraded", "--levels", "1", "--distortions", "contrast")
+    assert res.returncode == 0, res.stderr
+    degrade = f"degrade={{sources: [{photos}], distortions: [contrast], levels: [1]}}"
+    stages = [*LABEL_AND_PRETRAIN, "--set", degrade]
+    res = cli("train", "--config", tmp_path / "run.yaml", *stages)
+    assert res.returncode == 0, res.stderr
+    graded = sorted(p.name for p in (tmp_path / "run" / "graded").glob("*.png"))
+    assert graded == ["img00.png", "img00__contrast_1.png", "img01.png", "img01__contrast_1.png"], graded
+    assert "left out 4 image(s) of the graded set" in " ".join(res.stderr.split()), res.stderr
+    # a resume's check of the stage takes its sources alike (the set's images are no sources "added")
+    res = cli("train", "--config", tmp_path / "run.yaml", "--resume", *stages, "--set", "pretrain.epochs=2")
+    assert res.returncode == 0, res.stderr
+
+
+def test_the_inputs_of_a_skipped_label_stage_are_not_required(tmp_path):
+    """`attiqa train -c configs/paper_resnet50.yaml --set pretrain=null` skips its label stage, but **was**
+    refused when the config was read: "label.images: data/imagenet/train not found" — the ImageNet folder of
+    a stage it does not run (likewise a degrade stage's sources). A label-only run still needs them."""
+    from attiqa.config import load_config
+    from attiqa.errors import ConfigError
+
+    cfg = tiny_train_config(tmp_path)
+    gone = tmp_path / "imagenet" / "train"
+    stages = [f"label={{teacher: clip, images: [{gone}]}}", f"degrade={{sources: [{gone}], out: ''}}"]
+    loaded = load_config(cfg, stages)
+    assert loaded.label is not None and loaded.degrade is not None  # skipped by the run, in its one line
+    with pytest.raises(ConfigError, match="degrade.out: empty"):
+        load_config(cfg, [*stages, "finetune=null"])
+    with pytest.raises(ConfigError, match="label.images: .* not found"):
+        load_config(cfg, [*stages, "finetune=null", "degrade=null"])

@@ -32,35 +32,12 @@ def _inside(path: Path, folder: Path) -> bool:
     return Path(os.path.realpath(path)).is_relative_to(folder)
 
 
-def _without_graded_sets(files: list[Path], folder: Path) -> list[Path]:
-    """``files`` (a search of ``folder``) without the images of a graded set below it (an earlier
-    `degrade photos -o photos/degraded`), each set left out said in one line: a later `degrade photos -o
-    other` (or `make-distorted`) took them for photos — 12 written for 2 photos, each original copied again
-    and its graded images degraded twice. A graded set named as the source itself is read."""
-    from attiqa.distortions.graded import is_graded_set
-
-    found: dict[Path, bool] = {}
-    kept: list[Path] = []
-    left: dict[Path, int] = {}
-    for f in files:
-        parent = f.parent
-        if parent not in found:
-            found[parent] = parent != folder and is_graded_set(parent)
-        if found[parent]:
-            left[parent] = left.get(parent, 0) + 1
-        else:
-            kept.append(f)
-    for graded, n in left.items():
-        console.print(f"[yellow]left out {n} image(s) of the graded set {plain_name(graded)} (an earlier "
-                      "`attiqa degrade`'s output) — name that folder itself to use its images")  # fmt: skip
-    return kept
-
-
 def _sources(inputs: list[Path], out: Path) -> list[Path]:
     """The images of ``inputs`` (at least one), without those a folder search finds under ``out``: with the
     output folder inside a source folder (`degrade photos -o photos/degraded`) a rerun read the outputs as
     sources — `degrade` degraded them again, `make-distorted` refused its own folder ("made with other
     settings"). ``out`` = a source folder cannot tell them apart: one line."""
+    from attiqa.distortions.graded import without_graded_sets
     from attiqa.io.images import discover_images, no_images, require_images
 
     out_real = Path(os.path.realpath(out))
@@ -76,11 +53,11 @@ def _sources(inputs: list[Path], out: Path) -> list[Path]:
             raise AttiqaError(f"{out}: --out is also a source folder — a rerun would take the outputs for "
                               f"sources; choose another --out, e.g. {out / 'distorted'}")  # fmt: skip
         elif _inside(out_real, src_real):  # the outputs are inside this source folder
-            found += _without_graded_sets(
-                [f for f in discover_images([src]) if not _inside(f.parent, out_real)], src
+            found += without_graded_sets(
+                [f for f in discover_images([src]) if not _inside(f.parent, out_real)], [src]
             )
         else:  # e.g. `degrade photos/a -o photos`: its sources are under --out, but none of the outputs
-            found += _without_graded_sets(discover_images([src]), src)
+            found += without_graded_sets(discover_images([src]), [src])
     if not found:
         raise no_images(inputs)
     return require_images(found)

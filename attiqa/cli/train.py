@@ -190,7 +190,7 @@ def train_cmd(
 
     first = checked_first(checked)  # alone: before torch is imported
     from attiqa.labeling import env_rank_world
-    from attiqa.runner import interrupted_words, run
+    from attiqa.runner import interrupted_words, run, without_unread_stages
     from attiqa.sharding import alike_on_every_process, is_main, process_group
 
     cfg = None
@@ -200,7 +200,8 @@ def train_cmd(
             process_group()
         ):  # kept up to the report: once the group is gone every torchrun process is rank 0
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-                cfg = first()
+                # the stages that run, as run() takes them: a Ctrl-C's words name only what they made
+                cfg = without_unread_stages(first())
             with alike_on_every_process(main_only=True):  # rank 0's line is the job's (was "rank 0 of 2: …")
                 if not one_process() and is_main():
                     no_earlier_run(cfg)

@@ -100,6 +100,33 @@ def is_graded_set(folder: Path) -> bool:
         return False
 
 
+def without_graded_sets(files: list[Path], sources: Sequence[str | Path], say: bool = True) -> list[Path]:
+    """``files`` (found in ``sources``) without the images of a graded set below a source folder (an
+    earlier `degrade photos -o photos/degraded`), each set left out said in one line: a later `degrade
+    photos -o other`, `make-distorted` or a train's degrade stage took them for photos — 12 written for 2
+    photos, each original copied again and its graded images degraded twice. A graded set named as a
+    source itself (or an image of it named) is read. The one rule of every writer of a set, and of a
+    resume's check of a train's degrade stage (``say=False``: the stage says it)."""
+    from attiqa.progress import console, plain_name
+
+    named = {os.path.realpath(s) for s in sources}
+    found: dict[Path, bool] = {}
+    kept: list[Path] = []
+    left: dict[Path, int] = {}
+    for f in files:
+        parent = f.parent
+        if parent not in found:
+            found[parent] = os.path.realpath(parent) not in named and is_graded_set(parent)
+        if found[parent] and os.path.realpath(f) not in named:
+            left[parent] = left.get(parent, 0) + 1
+        else:
+            kept.append(f)
+    for graded, n in left.items() if say else ():
+        console.print(f"[yellow]left out {n} image(s) of the graded set {plain_name(graded)} (an earlier "
+                      "degrade's output) — name that folder itself to use its images")  # fmt: skip
+    return kept
+
+
 def _same_bytes(a: str, b: str) -> bool:
     try:
         return filecmp.cmp(a, b, shallow=False)  # sizes first: bytes read only when they agree
