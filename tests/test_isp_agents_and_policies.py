@@ -312,3 +312,33 @@ def test_check_and_init_policy_of_a_run_whose_training_has_not_finished_say_so(
     assert res.returncode != 0 and not (new / "policy.safetensors").exists(), said
     assert f"--init-policy {run}: {NOT_FINISHED}" in said, said
     assert f"or use that earlier policy anyway: --init-policy {run / 'policy.safetensors'}" in said, said
+
+
+def test_isp_heldout_of_a_run_whose_training_has_not_finished_says_so(
+    tmp_path, isp_raws, isp_cli, monkeypatch
+):
+    """`python benchmarks/isp_heldout.py RAWS --run agent=RUN` with RUN the stopped run above: **was** taken
+    as finished (its run.json, training.json and policy.safetensors are there, an earlier training's) and
+    reported the 4-step policy with that training's scorer calls, no word — `render`, `check` and
+    `--init-policy` refused it. Now the same one line, nothing written (review of the mends of session 65)."""
+    import subprocess
+    import sys
+
+    from helpers import REPO, attiqa_env
+
+    raw_dir, run = stopped_longer_run(tmp_path, isp_raws, isp_cli, monkeypatch)
+    out = tmp_path / "heldout"
+    script = [sys.executable, str(REPO / "benchmarks" / "isp_heldout.py"), str(raw_dir), "--out", str(out)]
+    res = subprocess.run(
+        [*script, "--run", f"agent={run}", "--model", "classical", "--cma-global-budget", "4"],
+        env=attiqa_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and not out.exists(), said
+    assert said == (
+        f"error: --run agent={run}: {NOT_FINISHED} — finish it: rerun the isp-tune command that started it "
+        f"(--out {run}: it resumes), then use it"
+    ), said
