@@ -23,6 +23,7 @@ from attiqa.cli import run_app
 from attiqa.errors import AttiqaError
 from isp_env.mos_function import load_mos_function
 from isp_env.params import read_run_json
+from isp_env.policy_files import FINISH_RUN, training_left
 from isp_env.policy_io import load_policy
 from isp_env.raw import find_raws
 from isp_env.registration import TEST_RAWS
@@ -34,7 +35,9 @@ from isp_env.tuning import check_reward_model
 
 def run_files(spec: str) -> tuple[str, Path, dict[str, Any], dict[str, Any]]:
     """``NAME=RUN_DIR`` -> its name, folder, ``run.json`` and ``training.json``; one line (not a traceback)
-    for a spec without ``=`` or a folder that is not a finished ``isp-tune`` run."""
+    for a spec without ``=`` or a folder that is not a finished ``isp-tune`` run — also one continued with
+    more steps and stopped, whose files an earlier training left (the rule of ``isp-tune render --policy
+    RUN``: :func:`isp_env.policy_files.training_left`)."""
     name, sep, folder = spec.partition("=")
     if not sep or not name or not folder:
         raise AttiqaError(f"--run {spec}: expected NAME=RUN_DIR, e.g. --run agent=runs/isp_real")
@@ -45,6 +48,9 @@ def run_files(spec: str) -> tuple[str, Path, dict[str, Any], dict[str, Any]]:
                 f"{run}: no {needed} — not a finished isp-tune run folder; pass the --out of an "
                 "`isp-tune` run that has ended"
             )
+    if left := training_left(run):  # continued and stopped: an earlier training's policy and training.json
+        finish = FINISH_RUN.format(run=run)
+        raise AttiqaError(f"--run {spec}: its training has not finished ({left}) — {finish}")
     return name, run, read_run_json(run / "run.json"), read_run_json(run / "training.json")
 
 

@@ -13,11 +13,13 @@ FINISH_RUN = "finish it: rerun the isp-tune command that started it (--out {run}
 """The fix for a run folder given as a policy before its training finished."""
 
 
-def resolve_policy(spec: str | Path, option: str = "--policy") -> Path:
+def resolve_policy(spec: str | Path, option: str = "--policy", finished: bool = True) -> Path:
     """``default`` -> the policy shipped with the package (docs/isp.md has its card); a run folder -> its
     policy.safetensors, once its training has finished (:func:`training_left`: the one place that decides it,
     for ``render``, ``check`` and ``--init-policy`` alike — render alone refused a stale one, the others took
-    it without a word); else a path. ``option``: the caller's option, named in the refusal's fix."""
+    it without a word); else a path. ``option``: the caller's option, named in the refusal's fix.
+    ``finished=False``: a run folder's policy whatever its training is at since — the ``--init-policy`` of a
+    run already started (:func:`started_from`), which started from that file."""
     if str(spec) == "default":
         if not DEFAULT_POLICY.exists():
             raise ModelLoadError(
@@ -37,7 +39,8 @@ def resolve_policy(spec: str | Path, option: str = "--policy") -> Path:
                 f"{path}: a folder without policy.safetensors — pass an isp-tune run folder or its "
                 "RUN/policy.safetensors"
             )
-        if left := training_left(path):  # an earlier, shorter training's policy: was used without a word
+        # an earlier, shorter training's policy: was used without a word
+        if finished and (left := training_left(path)):
             raise ModelLoadError(
                 f"{option} {path}: its training has not finished ({left}) — {FINISH_RUN.format(run=path)}; "
                 f"or use that earlier policy anyway: {option} {shlex.quote(str(path / 'policy.safetensors'))}"
@@ -84,3 +87,10 @@ def find_state(folder: str | Path) -> Path | None:
         if (cand / "state.json").is_file():
             return cand
     return None
+
+
+def started_from(out: Path) -> bool:
+    """Whether the run in ``out`` has started (its ``run.json``): its ``--init-policy`` is the file it
+    started from, not refused as a run whose training has not finished — a finished run started from RUN,
+    rerun after RUN was continued and stopped, was refused though nothing it read had changed."""
+    return (Path(out) / "run.json").is_file()

@@ -52,7 +52,7 @@ from isp_env.baselines import cma_search, guarded_objective, kept_generations, s
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import RunFiles, neutral, raw_record, written_values
-from isp_env.policy_files import find_state, resolve_policy
+from isp_env.policy_files import find_state, resolve_policy, started_from
 from isp_env.policy_io import load_policy, policy_digest
 from isp_env.raw import (
     RawImage,
@@ -332,7 +332,8 @@ def run(
         if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work
             if given_base is not None and cfg.action_mode == "residual":
                 cfg.base = given_base
-            checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
+            # takes the policy's base and scale, refuses other settings
+            checked_agent_init(cfg, finished=not started_from(out))
         listing = inputs.listing  # (isp-tune lists them before torch loads: isp_env.run_inputs)
         raws, skipped, groups = listing.raws, listing.skipped, listing.groups
         train_raws, test_raws = listing.train, listing.test
@@ -442,7 +443,7 @@ def run(
             cfg.view_shorter = scorer_view(mos)
         prior = None  # (before the synthetic raws are written: a prior of other settings is refused)
         if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
-            prior = teacher_prior(cfg.init_policy, cfg)
+            prior = teacher_prior(cfg.init_policy, cfg, finished=not started_from(out))
             if base != "global":
                 cfg.base = given_base
             checked_prior(cfg, prior)  # takes the prior's base and scale, refuses others
@@ -561,7 +562,7 @@ def input_stamps(base: str, init_policy: str | None, synth_photos: Path | None) 
     named = [] if base in ("neutral", "global") else [Path(base)]
     if init_policy:
         with contextlib.suppress(AttiqaError):  # (refused in its own words by the run's checks)
-            named.append(resolve_policy(init_policy))
+            named.append(resolve_policy(init_policy, finished=False))  # the file read, as it was
     if synth_photos is not None:
         named += find_photos(synth_photos)
     return {str(p): file_stamp(p, hashed=False) for p in named}

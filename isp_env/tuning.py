@@ -330,7 +330,9 @@ def distillable(cfg: TrainConfig, spec: str | Path) -> None:
         )
 
 
-def checked_agent_init(cfg: TrainConfig, spec: str | Path | None = None, adopt: bool = True) -> None:
+def checked_agent_init(
+    cfg: TrainConfig, spec: str | Path | None = None, adopt: bool = True, finished: bool = True
+) -> None:
     """The one check of the policy an RL run starts from (``--init-policy``), before any work: its weights
     are copied as they are, so its actions and observations must mean the same here — its algorithm,
     observation, action mode, episode length and (image observations) size, and for offsets (residual,
@@ -338,11 +340,12 @@ def checked_agent_init(cfg: TrainConfig, spec: str | Path | None = None, adopt: 
     ``cfg.init_policy``). ``adopt``: take the policy's base and
     scale where ``cfg`` has none of its own (``base`` / ``delta_scale`` None; :func:`isp_env.run.run`
     leaves ``--base global`` unsearched for it), as a teacher prior's are taken (:func:`checked_prior`).
-    A teacher policy is distilled instead (:func:`distill_teacher`: it re-expresses its offsets)."""
+    A teacher policy is distilled instead (:func:`distill_teacher`: it re-expresses its offsets).
+    ``finished``: :func:`isp_env.policy_files.resolve_policy`'s (False for a run already started from it)."""
     spec = spec or cfg.init_policy  # (the run's --init-policy, or the one init_from_policy is given)
     if cfg.algo == "teacher" or not spec:
         return
-    _, card = load_policy(resolve_policy(spec, "--init-policy"))
+    _, card = load_policy(resolve_policy(spec, "--init-policy", finished))
     if card["algo"] == "teacher":
         distillable(cfg, spec)
         return
@@ -570,11 +573,12 @@ class TeacherPrior:
 PRIOR_SETTINGS = ("obs_size", "obs_mode", "action_mode", "max_steps", "guard", "preview", "view_shorter")
 
 
-def teacher_prior(spec: str, cfg: TrainConfig) -> TeacherPrior:
+def teacher_prior(spec: str, cfg: TrainConfig, finished: bool = True) -> TeacherPrior:
     """Load the rows a teacher run starts from (ours, session 24): the policy must be a teacher policy that
     carries its rows (saved since session 24) and was fitted with this run's environment settings and
-    scorer; the run then uses its base and residual scale (set by :func:`isp_env.run.run`)."""
-    policy, card = load_policy(resolve_policy(spec, "--init-policy"))
+    scorer; the run then uses its base and residual scale (set by :func:`isp_env.run.run`). ``finished``:
+    :func:`isp_env.policy_files.resolve_policy`'s (False for a run already started from it)."""
+    policy, card = load_policy(resolve_policy(spec, "--init-policy", finished))
     rows = card.get("teacher", {}).get("rows")
     if not isinstance(policy, TeacherPolicy) or not rows or not len(policy.rows_x):  # algo "teacher"
         raise ConfigError(

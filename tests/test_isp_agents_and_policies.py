@@ -312,3 +312,54 @@ def test_check_and_init_policy_of_a_run_whose_training_has_not_finished_say_so(
     assert res.returncode != 0 and not (new / "policy.safetensors").exists(), said
     assert f"--init-policy {run}: {NOT_FINISHED}" in said, said
     assert f"or use that earlier policy anyway: --init-policy {run / 'policy.safetensors'}" in said, said
+
+
+def test_isp_heldout_of_a_run_whose_training_has_not_finished_says_so(
+    tmp_path, isp_raws, isp_cli, monkeypatch
+):
+    """`python benchmarks/isp_heldout.py RAWS --run agent=RUN` with RUN the stopped run above: **was** taken
+    as finished (its run.json, training.json and policy.safetensors are there, an earlier training's) and
+    reported the 4-step policy with that training's scorer calls, no word — `render`, `check` and
+    `--init-policy` refused it. Now the same one line, nothing written (review of the mends of session 65)."""
+    import subprocess
+    import sys
+
+    from helpers import REPO, attiqa_env
+
+    raw_dir, run = stopped_longer_run(tmp_path, isp_raws, isp_cli, monkeypatch)
+    out = tmp_path / "heldout"
+    script = [sys.executable, str(REPO / "benchmarks" / "isp_heldout.py"), str(raw_dir), "--out", str(out)]
+    res = subprocess.run(
+        [*script, "--run", f"agent={run}", "--model", "classical", "--cma-global-budget", "4"],
+        env=attiqa_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and not out.exists(), said
+    assert said == (
+        f"error: --run agent={run}: {NOT_FINISHED} — finish it: rerun the isp-tune command that started it "
+        f"(--out {run}: it resumes), then use it"
+    ), said
+
+
+def test_a_finished_run_started_from_a_run_continued_since_stays_finished(
+    tmp_path, isp_raws, isp_cli, monkeypatch
+):
+    """NEW, a finished run started with `--init-policy RUN`, rerun (its command again) after RUN was continued
+    with more steps and stopped — RUN's policy.safetensors, the file NEW read, untouched: **was** refused,
+    "--init-policy RUN: its training has not finished" (its record of the files it read left that policy out
+    once resolve_policy refused RUN, and a started run's checks asked RUN's training to have finished). Now
+    still finished: a started run's --init-policy is the file it started from (policy_files.started_from);
+    a new run's is refused as before (the test above) (review of the session-65 mends)."""
+    raw_dir, run = agent_run(tmp_path, isp_raws, "run")
+    _, new = agent_run(tmp_path, isp_raws, "new", "--init-policy", run)
+    stopped_longer_run(tmp_path, isp_raws, isp_cli, monkeypatch)
+    res = isp_cli(
+        "--raw-dir", raw_dir, "--out", new, *TINY_AGENT, "--algo", "sac", "--base", "neutral",
+        "--init-policy", run,
+    )  # fmt: skip
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 0 and "has not finished" not in said, said
+    assert f"{new}: finished, nothing to do" in said, said
