@@ -29,6 +29,7 @@ from attiqa.cli import (
 )
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError, ConfigError
+from attiqa.io.commands import Command
 from attiqa.progress import console, counted, plain, plain_name, progress_later, progress_task
 from genbench.files import shell_arg
 
@@ -92,7 +93,6 @@ def run(
     Rerunning the same command keeps every finished image and makes the rest.
     """
     from attiqa.io.atomic import folder_held, resumed_busy_fix
-    from attiqa.io.commands import Command
     from genbench.generate import GenSettings, generate_run, refuse_file
     from genbench.prompts import load_prompt_spec
 
@@ -159,14 +159,13 @@ def run(
         raise typer.Exit(1)
 
 
-def import_held(out: Path, command: str) -> AbstractContextManager[None]:
-    """An import's run folder held from before its checks to its last file (``command``: the name of its
-    :class:`~attiqa.io.commands.Command` member): two imports at once wrote the run over each other, one's
-    prefs.csv beside the other's manifest. A folder made for it and left empty is removed again."""
+def import_held(out: Path, command: Command) -> AbstractContextManager[None]:
+    """An import's run folder held by ``command`` from before its checks to its last file: two imports at
+    once wrote the run over each other, one's prefs.csv beside the other's manifest. A folder made for it
+    and left empty is removed again."""
     from attiqa.io.atomic import WAIT_OR_OUT, folder_held
-    from attiqa.io.commands import Command
 
-    return folder_held(out, "importing into", WAIT_OR_OUT, command=Command[command], make="--out")
+    return folder_held(out, "importing into", WAIT_OR_OUT, command=command, make="--out")
 
 
 def _run_pairs(run_dir: Path) -> list:
@@ -336,7 +335,6 @@ def agree(
     Writes agreement.csv, per_pair.csv, agreement.json and a bar chart agreement.png.
     """
     from attiqa.io.atomic import WAIT_OR_OUT, folder_held
-    from attiqa.io.commands import Command
     from genbench.agreement import (
         TRAINED_MARK,
         check_tie_rules,
@@ -602,7 +600,7 @@ def import_imagereward_cmd(
     """
     from genbench.imagereward import import_imagereward
 
-    with import_held(out, "GENBENCH_IMPORT_IMAGEREWARD"):
+    with import_held(out, Command.GENBENCH_IMPORT_IMAGEREWARD):
         res = import_imagereward(json_file, images, out)
     console.print(
         f"{plain_name(out)}: {counted(res.pairs, 'pair')} from {counted(res.prompts, 'prompt')} "
@@ -653,7 +651,7 @@ def import_agiqa3k_cmd(
     """
     from genbench.agiqa3k import import_agiqa3k
 
-    with import_held(out, "GENBENCH_IMPORT_AGIQA3K"):
+    with import_held(out, Command.GENBENCH_IMPORT_AGIQA3K):
         res = import_agiqa3k(root, out, margin, same_generator)
     console.print(
         f"{plain_name(out)}: {counted(res.pairs, 'pair')} ({res.same_generator_pairs} of one generator) "

@@ -68,7 +68,6 @@ NETWORK_TIMEOUT = 3.0
 """Seconds to wait for a TCP connection to the weights host before declaring the machine offline."""
 
 OPEN_CLIP_CONFIG = "open_clip_config.json"
-_WEIGHT_SUFFIXES = WEIGHT_SUFFIXES
 _PREFERRED_WEIGHTS = (
     "open_clip_model.safetensors",
     "open_clip_pytorch_model.safetensors",
@@ -109,7 +108,7 @@ def _pick_weights(folder: Path) -> Path | None:
     for name in _PREFERRED_WEIGHTS:
         if (folder / name).is_file():
             return folder / name
-    for suffix in _WEIGHT_SUFFIXES:
+    for suffix in WEIGHT_SUFFIXES:
         found = sorted(folder.glob(f"*{suffix}"))
         if found:
             return found[0]
@@ -145,7 +144,7 @@ def parse_clip_spec(spec: str, flag: str = "clip:") -> ClipSpec:
     model, sep, pretrained = spec.partition("/")
     models = oc.list_models()
     if model not in models:
-        if spec.startswith((".", "/", "~")) or as_path.suffix in _WEIGHT_SUFFIXES:
+        if spec.startswith((".", "/", "~")) or as_path.suffix in WEIGHT_SUFFIXES:
             raise no_such_clip_path(spec)
         hint = did_you_mean(model, models, n=3, cutoff=0.5)
         raise ModelLoadError(
@@ -165,7 +164,7 @@ def parse_clip_spec(spec: str, flag: str = "clip:") -> ClipSpec:
         return ClipSpec("file", model, str(weights), weights=weights)
     if weights.is_dir():
         raise ModelLoadError(f"{weights}: is a folder — pass it as {flag}{weights} (with {OPEN_CLIP_CONFIG})")
-    if Path(pretrained).suffix in _WEIGHT_SUFFIXES or "/" in pretrained:
+    if Path(pretrained).suffix in WEIGHT_SUFFIXES or "/" in pretrained:
         raise ModelLoadError(f"{weights}: weights file not found — check the path")
     hint = did_you_mean(pretrained, tags, n=3, cutoff=0.5)
     raise ModelLoadError(
