@@ -53,13 +53,23 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     from attiqa.distortions.versions import say_versions
     from attiqa.io.images import discover_images
     from attiqa.progress import console, plain, progress_later
-    from attiqa.sharding import barrier, is_main
+    from attiqa.sharding import alike_on_every_process, barrier, is_main
 
     dc = cfg.degrade
     assert dc is not None
     out = resolve_in(out_dir, dc.out)
+    files: list[Path] = []
+    with alike_on_every_process(main_only=True):  # rank 0's refusal is the job's: the others left the barrier
+        if is_main():  # waiting for it (a hang under torchrun)
+            files = without_graded_sets(discover_images(dc.sources), dc.sources)
+            if not files:  # was an empty graded set, then "no images found in RUN/graded" (no setting named)
+                where = ", ".join(map(str, dc.sources))
+                raise ConfigError(
+                    f"degrade.sources: no photos in {where} besides graded sets (an earlier degrade's "
+                    "output, left out) — list folders of photos in degrade.sources (a graded set's own "
+                    "folder named there is read)"
+                )
     if is_main():
-        files = without_graded_sets(discover_images(dc.sources), dc.sources)
         with progress_later("degrading", total=len(files), disable=not progress) as adv:
             res = write_graded_set(
                 files,
