@@ -425,7 +425,9 @@ def pretraining_goes_on(stage_dir: Path, epochs: int) -> bool:
             saved = (state.extra["epoch"], state.extra.get("global_step"))
     except (OSError, ValueError, KeyError, TypeError, SafetensorError):
         return False
-    if not isinstance(saved[0], int) or saved[0] < epochs:
+    if not isinstance(saved[0], int) or isinstance(saved[0], bool):  # unreadable too (was: true)
+        return False
+    if saved[0] < epochs:
         return True
     try:
         card = read_card(stage_dir / "model.safetensors")
