@@ -726,6 +726,8 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
                 need.append((f"{stage}.backbone_weights", sc.backbone_weights))
     if cfg.finetune is not None and cfg.pretrain is None:
         need.append(("pretrained_checkpoint", cfg.pretrained_checkpoint))
+    if cfg.label is not None and "label" not in skipped:  # was "nope.json: prompts file not found", no key
+        need.append(("label.prompts", cfg.label.prompts))
     for key, p in need:
         if not p:
             continue

@@ -567,7 +567,14 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                     out_dir / "finetune", fc.backbone, fc.pretrained_backbone, finetune_init(cfg, out_dir)
                 )
             # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
-            teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG) if lc is not None else None
+            teacher = None
+            if lc is not None:
+                from attiqa.teachers.prompts import PromptFileError
+
+                try:
+                    teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG)
+                except PromptFileError as exc:  # was the file's line alone: which setting named it?
+                    raise ConfigError(f"label.prompts: {exc}") from None
             # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line
             # only after the labelling and the pretraining had run
             ft_data = None
