@@ -118,6 +118,8 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
         group_by = NATURAL_GROUPS.get(ds.name)
     if group_by is None:
         return None
+    if not auto:  # a column read by its name in any case, as every column is (was: "--group-by MOS" on a
+        group_by = column_named(ds, group_by)  # `mos` column, "no 'MOS' to group by", no hint)
     keys = [it.meta.get(group_by) for it in ds.items]
     missing = sum(k is None or k == "" for k in keys)
     if auto and missing == len(keys):
@@ -149,6 +151,14 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
     if not auto:
         refuse_no_groups(ds, group_by, groups, option)
     return groups
+
+
+def column_named(ds: IQADataset, name: str) -> str:
+    """The items' meta key ``name`` stands for: itself, or the one key of another case (``MOS`` for a
+    ``mos`` column); else ``name`` (its lack is told by the caller)."""
+    have = {k for it in ds.items for k in it.meta}
+    same = [k for k in have if k.casefold() == name.casefold()]
+    return same[0] if name not in have and len(same) == 1 else name
 
 
 def refuse_no_groups(ds: IQADataset, group_by: str, groups: list[str], option: str) -> None:
