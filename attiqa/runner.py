@@ -65,9 +65,9 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
             if not files:  # was an empty graded set, then "no images found in RUN/graded" (no setting named)
                 where = ", ".join(map(str, dc.sources))
                 raise ConfigError(
-                    f"degrade.sources: no photos in {where} besides graded sets (an earlier degrade's "
-                    "output, left out) — list folders of photos in degrade.sources (a graded set's own "
-                    "folder named there is read)"
+                    f"degrade.sources: no photos in {where} besides graded or distorted sets (an earlier "
+                    "degrade's or make-distorted's output, left out) — list folders of photos in "
+                    "degrade.sources (a set's own folder named there is read)"
                 )
     if is_main():
         with progress_later("degrading", total=len(files), disable=not progress) as adv:

@@ -29,7 +29,8 @@ def test_sources_holding_only_a_graded_set_are_refused_naming_the_key(cli, tmp_p
     res = cli("train", "-c", cfg)
     line = one_line_error(res)
     assert line.startswith("error: degrade.sources: no photos in "), line
-    assert "graded set" in line and "RUN" not in line and "run/graded" not in line, line
+    assert "list folders of photos in degrade.sources" in line, line
+    assert "RUN" not in line and "run/graded" not in line, line
     assert "left out" in res.stdout + res.stderr
     assert not (tmp_path / "run" / "graded").exists()
 
