@@ -79,10 +79,23 @@ def official_partition(ds: IQADataset) -> Split:
 def say_off_the_split(ds: IQADataset, who: str) -> None:
     """The images an official split puts on neither side (an empty or unknown split cell of a folder CSV, a
     FLIVE image in neither split file), said once before the runs by rank 0: they were left out of every
-    run without a word (3 trained on and 2 tested of a CSV's 12 rows). Validation rows beside a test side
-    are the protocol's, not said."""
+    run without a word (3 trained on and 2 tested of a CSV's 12 rows). A folder CSV's val rows beside a test
+    side are said too (they were left out without a word): the paper's protocol (§4.1) trains on the train
+    side and tests on the test side, and picks no epoch on a validation set (the last epoch's model is
+    reported, issue 18), so they are used by no run — not trained on (the train side is the user's)."""
+    if launched_rank() != 0:
+        return
+    val = sum(it.split == "val" for it in ds.items)
+    if ds.name == "folder" and val and any(it.split == "test" for it in ds.items):
+        src = next((f.name for f in ds.source_files()), ds.name)
+        console.print(
+            f"[yellow]{plain(who)}: its {val} val row(s) ({plain(src)}) are used by no run — the protocol "
+            "(paper §4.1) trains on the train rows and tests on the test rows, and picks no epoch on a "
+            "validation set; mark them train or test to use them",
+            highlight=False,
+        )
     off = [it for it in ds.items if it.split not in ("train", "val", "test")]
-    if not off or launched_rank() != 0:
+    if not off:
         return
     lines = [str(it.line) for it in off if it.line is not None]
     src = next((f.name for f in ds.source_files()), ds.name)
