@@ -79,10 +79,23 @@ def official_partition(ds: IQADataset) -> Split:
 def say_off_the_split(ds: IQADataset, who: str) -> None:
     """The images an official split puts on neither side (an empty or unknown split cell of a folder CSV, a
     FLIVE image in neither split file), said once before the runs by rank 0: they were left out of every
-    run without a word (3 trained on and 2 tested of a CSV's 12 rows). Validation rows beside a test side
-    are the protocol's, not said."""
+    run without a word (3 trained on and 2 tested of a CSV's 12 rows). A folder CSV's val rows beside a test
+    side are said too (they were left out without a word): the paper's protocol (§4.1) trains on the train
+    side and tests on the test side, and picks no epoch on a validation set (the last epoch's model is
+    reported, issue 18), so they are used by no run — not trained on (the train side is the user's)."""
+    if launched_rank() != 0:
+        return
+    val = sum(it.split == "val" for it in ds.items)
+    if ds.name == "folder" and val and any(it.split == "test" for it in ds.items):
+        src = next((f.name for f in ds.source_files()), ds.name)
+        console.print(
+            f"[yellow]{plain(who)}: its {val} val row(s) ({plain(src)}) are used by no run — the protocol "
+            "(paper §4.1) trains on the train rows and tests on the test rows, and picks no epoch on a "
+            "validation set; mark them train or test to use them",
+            highlight=False,
+        )
     off = [it for it in ds.items if it.split not in ("train", "val", "test")]
-    if not off or launched_rank() != 0:
+    if not off:
         return
     lines = [str(it.line) for it in off if it.line is not None]
     src = next((f.name for f in ds.source_files()), ds.name)
@@ -118,6 +131,8 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
         group_by = NATURAL_GROUPS.get(ds.name)
     if group_by is None:
         return None
+    if not auto:  # a column read by its name in any case, as every column is (was: "--group-by MOS" on a
+        group_by = column_named(ds, group_by)  # `mos` column, "no 'MOS' to group by", no hint)
     keys = [it.meta.get(group_by) for it in ds.items]
     missing = sum(k is None or k == "" for k in keys)
     if auto and missing == len(keys):
@@ -149,6 +164,14 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
     if not auto:
         refuse_no_groups(ds, group_by, groups, option)
     return groups
+
+
+def column_named(ds: IQADataset, name: str) -> str:
+    """The items' meta key ``name`` stands for: itself, or the one key of another case (``MOS`` for a
+    ``mos`` column); else ``name`` (its lack is told by the caller)."""
+    have = {k for it in ds.items for k in it.meta}
+    same = [k for k in have if k.casefold() == name.casefold()]
+    return same[0] if name not in have and len(same) == 1 else name
 
 
 def refuse_no_groups(ds: IQADataset, group_by: str, groups: list[str], option: str) -> None:

@@ -27,7 +27,7 @@ from attiqa.backbone_info import BACKBONE_INFO
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import ConfigError, did_you_mean, shown
 from attiqa.io.cores import MAX_WORKERS
-from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE, SEED_MAX, crop_misfit
+from attiqa.limits import MAX_BATCH, MAX_EPOCHS, MAX_HIDDEN, MAX_SIDE, MIN_SIDE, SEED_MAX, crop_misfit
 
 
 class SettingError(ConfigError):
@@ -48,9 +48,12 @@ def _about(key: str, exc: ConfigError) -> SettingError:
 
 
 def _check(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
-           choices: Any = None, why: str = "") -> dict[str, Any]:  # fmt: skip
-    """Field metadata: the value's allowed range (None and unset bounds are not checked) or choices."""
-    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices, "why": why}
+           choices: Any = None, why: str = "", cap: str = "") -> dict[str, Any]:  # fmt: skip
+    """Field metadata: the value's allowed range (None and unset bounds are not checked) or choices; ``cap``:
+    why ``hi`` bounds a count (a value past it is told alone, "must be <= hi (cap)"; below ``lo`` as if
+    unbounded above: a 0 epochs read "must be in [1, 100000]")."""
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices, "why": why,
+            "cap": cap}  # fmt: skip
 
 
 class Unwritten(str):
@@ -94,6 +97,11 @@ def _attributes() -> list[str]:
 POSITIVE = _check(lo=0, lo_open=True)
 AT_LEAST_1 = _check(lo=1)
 NON_NEGATIVE = _check(lo=0)
+# checked before they size anything (the schedule, a batch's decoded views): the bounds' reasons, limits.py
+EPOCHS_CAP = "the paper's: 100; a run past it does not finish"
+BATCH_CAP = "a batch's images are decoded and held at once; the paper's: 256, 16"
+EPOCHS = _check(lo=1, hi=MAX_EPOCHS, cap=EPOCHS_CAP)
+BATCH = _check(lo=1, hi=MAX_BATCH, cap=BATCH_CAP)
 WORKERS = _check(lo=0, hi=MAX_WORKERS, why="decode worker processes, each a fork of the run")
 VIEW_SIDE = _check(lo=MIN_SIDE, hi=MAX_SIDE, why="what a checkpoint may hold; the paper's views: 340 / 320")
 HIDDEN = _check(lo=1, hi=MAX_HIDDEN, why="the widest layer a checkpoint may hold; the shipped ones: 128, 512")
@@ -124,7 +132,7 @@ class LabelConfig:
     teacher: str = "classical"  # ours, weight-free; the paper uses CLIP: "clip:MODEL/PRETRAINED", "clip:PATH"
     prompts: str | None = None  # prompts JSON; None = paper Table 1
     clip_scale: float = field(default=1.0, metadata=POSITIVE)  # multiplier of cos in eq. (2); 1.0 = paper
-    batch_size: int = field(default=32, metadata=AT_LEAST_1)
+    batch_size: int = field(default=32, metadata=BATCH)
     num_workers: int | None = field(default=None, metadata=WORKERS)  # None = one per spare core
     out: str = "labels.parquet"  # relative paths are inside the run folder
 
@@ -166,9 +174,11 @@ class PretrainConfig:
     head_hidden: int = field(default=512, metadata=HIDDEN)
     loss: Literal["ranking", "l2"] = "ranking"  # "ranking" (eq. 3-4) | "l2" (ablation, Table 7)
     margin: float = field(default=0.1, metadata=NON_NEGATIVE)  # paper §4.2
-    epochs: int = field(default=100, metadata=AT_LEAST_1)  # supplement B
+    epochs: int = field(default=100, metadata=EPOCHS)  # supplement B
     # supplement B; a ranking batch needs pairs
-    batch_size: int = field(default=256, metadata=_check(lo=2, why="a ranking batch needs pairs"))
+    batch_size: int = field(
+        default=256, metadata=_check(lo=2, hi=MAX_BATCH, why="a ranking batch needs pairs", cap=BATCH_CAP)
+    )
     lr: float = field(default=1e-4, metadata=POSITIVE)  # supplement B (AdamW)
     weight_decay: float = field(default=0.01, metadata=NON_NEGATIVE)  # ours: AdamW's default
     crop_size: int = field(default=224, metadata=VIEW_SIDE)  # supplement B: random 224x224 crops
@@ -246,8 +256,8 @@ class FinetuneConfig:
     backbone_weights: str | None = None
     head_hidden: int = field(default=512, metadata=HIDDEN)
     mos_hidden: int = field(default=512, metadata=HIDDEN)  # ours: hidden width of the regression MLP
-    epochs: int = field(default=100, metadata=AT_LEAST_1)  # paper §4.2
-    batch_size: int = field(default=16, metadata=AT_LEAST_1)  # ours (paper follows QPT [46])
+    epochs: int = field(default=100, metadata=EPOCHS)  # paper §4.2
+    batch_size: int = field(default=16, metadata=BATCH)  # ours (paper follows QPT [46])
     lr: float = field(default=1e-4, metadata=POSITIVE)  # ours
     # ours: separate lr for the new regression MLP (None = lr)
     head_lr: float | None = field(default=None, metadata=POSITIVE)
@@ -271,7 +281,7 @@ class FinetuneConfig:
     feature_cache_dir: str | None = None
     # ours (LP-FT, Kumar et al. 2022): after the cached-feature epochs, train backbone and heads end to end
     # this many epochs at polish_lr with every BatchNorm frozen (0 = off; needs feature_cache)
-    polish_epochs: int = field(default=0, metadata=NON_NEGATIVE)
+    polish_epochs: int = field(default=0, metadata=_check(lo=0, hi=MAX_EPOCHS, cap=EPOCHS_CAP))
     polish_lr: float = field(default=1e-5, metadata=POSITIVE)
     # ours (attiqa/models/ridge_head.py): after training, fit a ridge MOS head in closed form on this tap
     # set of the backbone ("depthwise"; None = off) and average it with the MLP: MOS = (1 - w) MLP + w ridge
@@ -585,10 +595,13 @@ def check_values(cfg: Any, where: str) -> None:
             lo, hi = m["lo"], m["hi"]
             if (lo is not None or hi is not None) and isinstance(v, float) and not math.isfinite(v):
                 raise SettingError(f"{name}: must be a finite number, got {v}", name)  # NaN passes every test
-            bad = (lo is not None and (v <= lo if m["lo_open"] else v < lo)) or (
-                hi is not None and (v >= hi if m["hi_open"] else v > hi)
-            )
-            if bad:
+            low = lo is not None and (v <= lo if m["lo_open"] else v < lo)
+            high = hi is not None and (v >= hi if m["hi_open"] else v > hi)
+            if m.get("cap") and (low or high):
+                text = f"must be <= {hi} ({m['cap']})" if high else _bounds_text({**m, "hi": None})
+                why = f" ({m['why']})" if m["why"] and low else ""
+                raise SettingError(f"{name}: {text}{why}, got {v}", name)
+            if low or high:
                 why = f" ({m['why']})" if m["why"] else ""
                 raise SettingError(f"{name}: {_bounds_text(m)}{why}, got {v}", name)
 
@@ -726,6 +739,8 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
                 need.append((f"{stage}.backbone_weights", sc.backbone_weights))
     if cfg.finetune is not None and cfg.pretrain is None:
         need.append(("pretrained_checkpoint", cfg.pretrained_checkpoint))
+    if cfg.label is not None and "label" not in skipped:  # was "nope.json: prompts file not found", no key
+        need.append(("label.prompts", cfg.label.prompts))
     for key, p in need:
         if not p:
             continue

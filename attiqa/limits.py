@@ -7,6 +7,12 @@ MIN_SIDE = 32  # smallest test/pretrain resize or crop
 MAX_SIDE = 4096  # largest test/pretrain resize or crop (the paper's: 340 / 320)
 MAX_HIDDEN = 16384  # widest head / MLP (the shipped models: 128 and 512)
 SEED_MAX = 2**32 - 1  # largest seed (numpy's legacy seeding, and the RL agents' through it, takes no more)
+MAX_EPOCHS = 100_000
+"""Most epochs a training stage takes (the paper's: 100, §4.2 and supplement B): a run planned past it does
+not finish (a one-second epoch is 28 hours), and its step count sizes the learning-rate schedule."""
+MAX_BATCH = 16_384
+"""Largest batch a stage takes (the paper's: 256 pretraining, 16 fine-tuning): a batch's views are decoded and
+held at once, 16,384 crops of 320 px ~20 GB as float32 — beyond any GPU's memory, so a typo, not a plan."""
 MAX_PROMPTS = 1024
 """Most visual prompt tokens `attiqa train exiqa` takes (paper 004 Table II: 15 to 100; VPT searched up to
 200). A training step keeps every layer's attention, heads x (image tokens + prompts)^2 values a photo: at

@@ -53,13 +53,23 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     from attiqa.distortions.versions import say_versions
     from attiqa.io.images import discover_images
     from attiqa.progress import console, plain, progress_later
-    from attiqa.sharding import barrier, is_main
+    from attiqa.sharding import alike_on_every_process, barrier, is_main
 
     dc = cfg.degrade
     assert dc is not None
     out = resolve_in(out_dir, dc.out)
+    files: list[Path] = []
+    with alike_on_every_process(main_only=True):  # rank 0's refusal is the job's: the others left the barrier
+        if is_main():  # waiting for it (a hang under torchrun)
+            files = without_graded_sets(discover_images(dc.sources), dc.sources)
+            if not files:  # was an empty graded set, then "no images found in RUN/graded" (no setting named)
+                where = ", ".join(map(str, dc.sources))
+                raise ConfigError(
+                    f"degrade.sources: no photos in {where} besides graded or distorted sets (an earlier "
+                    "degrade's or make-distorted's output, left out) — list folders of photos in "
+                    "degrade.sources (a set's own folder named there is read)"
+                )
     if is_main():
-        files = without_graded_sets(discover_images(dc.sources), dc.sources)
         with progress_later("degrading", total=len(files), disable=not progress) as adv:
             res = write_graded_set(
                 files,
@@ -415,7 +425,9 @@ def pretraining_goes_on(stage_dir: Path, epochs: int) -> bool:
             saved = (state.extra["epoch"], state.extra.get("global_step"))
     except (OSError, ValueError, KeyError, TypeError, SafetensorError):
         return False
-    if not isinstance(saved[0], int) or saved[0] < epochs:
+    if not isinstance(saved[0], int) or isinstance(saved[0], bool):  # unreadable too (was: true)
+        return False
+    if saved[0] < epochs:
         return True
     try:
         card = read_card(stage_dir / "model.safetensors")
@@ -555,7 +567,14 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                     out_dir / "finetune", fc.backbone, fc.pretrained_backbone, finetune_init(cfg, out_dir)
                 )
             # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
-            teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG) if lc is not None else None
+            teacher = None
+            if lc is not None:
+                from attiqa.teachers.prompts import PromptFileError
+
+                try:
+                    teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG)
+                except PromptFileError as exc:  # was the file's line alone: which setting named it?
+                    raise ConfigError(f"label.prompts: {exc}") from None
             # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line
             # only after the labelling and the pretraining had run
             ft_data = None

@@ -15,6 +15,7 @@ SERIAL_FILES = frozenset(
     {
         "test_bench_biq2021_split_fallback.py",
         "test_distributed.py",
+        "test_distributed_degrade_only_graded.py",
         "test_distributed_label_resume.py",
         "test_distributed_rank_errors.py",
         "test_distributed_start_mismatch.py",

@@ -100,30 +100,58 @@ def is_graded_set(folder: Path) -> bool:
         return False
 
 
+SET_DEPTH = 3
+"""Folders above an image searched for the set it belongs to: a graded set's own (its files lie flat), a
+make-distorted set's ``images/r<round>/`` two above."""
+
+
+def _made_set(folder: Path, named: set[str], sets: dict[Path, str | None]) -> tuple[Path, str] | None:
+    """The earlier output (folder, the command that made it) an image in ``folder`` belongs to, read from its
+    own record (``sources.json``; make-distorted's ``meta.json``); None when none is, or a folder named as a
+    source is met first (the set named, or a folder inside it: read)."""
+    from attiqa.distortions.multi import is_distorted_set
+
+    d = folder
+    for depth in range(SET_DEPTH):
+        if os.path.realpath(d) in named:
+            return None
+        if d not in sets:
+            graded = depth == 0 and is_graded_set(d)
+            sets[d] = "degrade" if graded else "make-distorted" if is_distorted_set(d) else None
+        if sets[d] is not None and (depth == 0 or sets[d] == "make-distorted"):
+            return d, str(sets[d])
+        d = d.parent
+    return None
+
+
 def without_graded_sets(files: list[Path], sources: Sequence[str | Path], say: bool = True) -> list[Path]:
     """``files`` (found in ``sources``) without the images of a graded set below a source folder (an
-    earlier `degrade photos -o photos/degraded`), each set left out said in one line: a later `degrade
-    photos -o other`, `make-distorted` or a train's degrade stage took them for photos — 12 written for 2
-    photos, each original copied again and its graded images degraded twice. A graded set named as a
-    source itself (or an image of it named) is read. The one rule of every writer of a set, and of a
-    resume's check of a train's degrade stage (``say=False``: the stage says it)."""
+    earlier `degrade photos -o photos/degraded`) or of a make-distorted set (`make-distorted photos -o
+    photos/md`), each set left out said in one line: a later `degrade photos -o other`, `make-distorted` or
+    a train's degrade stage took them for photos — 12 written for 2 photos, each original copied again and
+    its graded images degraded twice. A set named as a source itself (or an image of it named) is read. The
+    one rule of every writer of a set, and of a resume's check of a train's degrade stage (``say=False``:
+    the stage says it)."""
     from attiqa.progress import console, plain_name
 
     named = {os.path.realpath(s) for s in sources}
-    found: dict[Path, bool] = {}
+    found: dict[Path, tuple[Path, str] | None] = {}
+    sets: dict[Path, str | None] = {}
     kept: list[Path] = []
-    left: dict[Path, int] = {}
+    left: dict[tuple[Path, str], int] = {}
     for f in files:
         parent = f.parent
         if parent not in found:
-            found[parent] = os.path.realpath(parent) not in named and is_graded_set(parent)
-        if found[parent] and os.path.realpath(f) not in named:
-            left[parent] = left.get(parent, 0) + 1
+            found[parent] = _made_set(parent, named, sets)
+        made = found[parent]
+        if made is not None and os.path.realpath(f) not in named:
+            left[made] = left.get(made, 0) + 1
         else:
             kept.append(f)
-    for graded, n in left.items() if say else ():
-        console.print(f"[yellow]left out {n} image(s) of the graded set {plain_name(graded)} (an earlier "
-                      "degrade's output) — name that folder itself to use its images")  # fmt: skip
+    for (folder, by), n in left.items() if say else ():
+        kind = "graded" if by == "degrade" else "distorted"
+        console.print(f"[yellow]left out {n} image(s) of the {kind} set {plain_name(folder)} (an earlier "
+                      f"{by}'s output) — name that folder itself to use its images")  # fmt: skip
     return kept
 
 

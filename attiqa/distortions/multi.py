@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -103,6 +104,21 @@ class MultiResult:
     interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: the finished images and labels kept
 
 
+META_FILE = "meta.json"
+RECIPE = "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)"
+
+
+def is_distorted_set(folder: Path) -> bool:
+    """Whether ``folder`` holds a make-distorted set, by its own record (``meta.json`` with this recipe and
+    its sources): a search of a folder above it must not take its images for photos (:func:`attiqa.
+    distortions.graded.without_graded_sets`)."""
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("recipe") == RECIPE and isinstance(meta.get("sources"), list)
+
+
 def _item_path(out_dir: Path, rnd: int, index: int, stem: str) -> Path:
     return out_dir / "images" / f"r{rnd:02d}" / f"{index:05d}_{portable_stem(stem)}.png"
 
@@ -159,7 +175,7 @@ def make_distorted_set(
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [Path(s) for s in sources]
     absolute = [os.path.abspath(s) for s in sources]  # the same files whatever folder the command runs in
-    meta_path = out_dir / "meta.json"
+    meta_path = out_dir / META_FILE
     meta = {
         "rounds": rounds,
         "seed": seed,
@@ -167,7 +183,7 @@ def make_distorted_set(
         "max_k": max_k,
         "max_side": max_side,
         "sources": absolute,
-        "recipe": "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)",
+        "recipe": RECIPE,
     }
     had_set = meta_path.exists()
     fix = "use another --out folder, or the same settings to resume"

@@ -30,8 +30,11 @@ Weights (all loaded without unpickling arbitrary objects):
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -649,8 +652,10 @@ def _load_torchvision_resnet50(body: nn.Module) -> None:
     from torchvision.models import ResNet50_Weights
 
     w = ResNet50_Weights.IMAGENET1K_V1
+    said = io.StringIO()  # torch's "Downloading: …" line (on stdout): was printed before our error offline
     try:
-        sd = w.get_state_dict(progress=False, check_hash=True)
+        with contextlib.redirect_stdout(said):
+            sd = w.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # noqa: BLE001 - URLError, OSError, RuntimeError(hash) all mean "no weights"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelLoadError(
@@ -658,4 +663,5 @@ def _load_torchvision_resnet50(body: nn.Module) -> None:
             "download the file elsewhere and pass it via backbone_weights "
             "(.safetensors, or torchvision's .pth)"
         ) from None
+    sys.stderr.write(said.getvalue())  # downloaded: where the file went is worth a line (not in the output)
     _load_into(body, sd, "torchvision resnet50")
