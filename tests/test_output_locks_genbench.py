@@ -139,7 +139,8 @@ def test_a_second_agree_while_the_first_bootstraps_is_one_line_at_once(
 def test_a_second_exiqa_regressor_fit_into_a_run_being_fitted_is_one_line(exiqa_set, tiny_dir, tmp_path, cli):
     """**Was**: two `attiqa train exiqa-regressor RUN` at once (another --mos, --epochs) each saved
     RUN/regressor.safetensors and its .json card: the last wins, or one's weights beside the other's card.
-    Now the second is one line naming the file; the first's regressor is written whole."""
+    Now the second is one line naming the run folder (held as `attiqa train exiqa -o RUN` holds it); the
+    first's regressor is written whole."""
     data, mos = exiqa_set
     run = tmp_path / "run"
     trained = cli("train", "exiqa", data, "-o", run, "--clip", tiny_dir, "--epochs", "1",
@@ -149,8 +150,9 @@ def test_a_second_exiqa_regressor_fit_into_a_run_being_fitted_is_one_line(exiqa_
     with paused_after(tmp_path, "attiqa.exiqa.regressor:attribute_features", attiqa_cmd(*fit, 3)):
         second = cli(*fit, 5)
         target = run / "regressor.safetensors"
-        busy = f"another process is fitting it now {SAME} — let it finish, then fit again with other settings"
-        assert one_line_error(second) == f"error: {target}: {busy}"
+        busy = f"another process is fitting a regressor in it now {SAME} — let it finish, then run this fit "
+        busy += "again"
+        assert one_line_error(second) == f"error: {run}: {busy}"
         assert not target.exists()
     assert json.loads((run / "regressor.json").read_text())["epochs"] == 3
-    assert not (run / ".regressor.safetensors.lock").exists()
+    assert not (run / ".attiqa.lock").exists()
