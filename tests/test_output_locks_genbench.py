@@ -156,3 +156,28 @@ def test_a_second_exiqa_regressor_fit_into_a_run_being_fitted_is_one_line(exiqa_
         assert not target.exists()
     assert json.loads((run / "regressor.json").read_text())["epochs"] == 3
     assert not (run / ".attiqa.lock").exists()
+
+
+def test_a_score_of_a_run_being_imported_and_an_import_into_a_run_being_scored_are_one_line(
+    tmp_path, photos, genbench_cli
+):
+    """**Was**: `genbench score RUN` while `genbench import-agiqa3k ROOT --out RUN` wrote RUN read the run
+    half-written (the new manifest beside the old image root and prefs.csv) and scored it; an import into a
+    run whose scores were being written rewrote its manifest under them. Each held another lock (RUN/
+    .attiqa.lock; scores/METRIC.csv's). Now each is one line naming what is held, its holder and the fix."""
+    root = _agiqa_root(tmp_path / "agiqa", photos)
+    run = tmp_path / "run"
+    cmd = genbench_cmd("import-agiqa3k", root, "--out", run, "--margin", "0")
+    with paused_after(tmp_path, "genbench.manifest:write_bytes_atomic", cmd):  # its manifest is written
+        second = genbench_cli("score", run, "-m", "classical")
+        busy = "another process is importing into it now — let it finish, then run this score again"
+        assert one_line_error(second) == f"error: {run}: {busy}"
+        assert not (run / "scores").exists()
+    scoring = genbench_cmd("score", run, "-m", "classical", "--batch-size", "1")
+    (tmp_path / "then").mkdir()  # the second pause's own marks
+    with paused_after(tmp_path / "then", "attiqa.scoring:ScoreWriter.add", scoring):  # a row written
+        again = genbench_cli("import-agiqa3k", root, "--out", run, "--margin", "2.1")
+        busy = "another process is writing it now — let it finish, then import again"
+        assert one_line_error(again) == f"error: {run / 'scores' / 'classical.csv'}: {busy}"
+    assert len((run / "manifest.jsonl").read_text().splitlines()) == 2  # the first import's pairs
+    assert len((run / "scores" / "classical.csv").read_text().splitlines()) == 1 + 4
