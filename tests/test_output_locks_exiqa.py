@@ -68,3 +68,27 @@ def test_a_training_into_a_run_whose_regressor_is_being_fitted_is_one_line(
         assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     assert (run / "regressor.safetensors").is_file()
     assert not (run / ".attiqa.lock").exists()
+
+
+def test_a_training_into_a_held_run_is_refused_before_its_clip_loads(exiqa_set, tiny_dir, tmp_path, cli):
+    """**Was**: a second `attiqa train exiqa -o RUN` (a rerun to resume while the first trains) loaded its
+    CLIP (minutes for real weights) before it met RUN's lock; CLIP weights that cannot be read were said
+    instead. Now RUN is probed before CLIP loads, making nothing."""
+    import shutil
+
+    data, _ = exiqa_set
+    clip = tmp_path / "clip"
+    shutil.copytree(tiny_dir, clip)
+    for weights in clip.glob("*.safetensors"):
+        weights.write_bytes(b"cut short")  # read only when CLIP loads
+    run = tmp_path / "run"
+    run.mkdir()
+    first = holding(run, "folder_held(T, 'training in', resumed_busy_fix(), command=Command.TRAIN_EXIQA)")
+    try:
+        second = cli("train", "exiqa", data, "-o", run, "--clip", clip, "--epochs", "1", *TRAIN)
+    finally:
+        first.communicate(b"", timeout=60)
+    busy = "another process is training in it now (the same command still running?) — let it finish "
+    busy += "(rerunning it then resumes what it left), or choose another --out"
+    assert one_line_error(second) == f"error: {run}: {busy}"
+    assert list(run.iterdir()) == []
