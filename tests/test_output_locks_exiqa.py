@@ -6,10 +6,17 @@ processes: a first one paused inside its work (:func:`helpers.paused_after`) or 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from helpers import attiqa_cmd, holding, one_line_error, paused_after
 
 TRAIN = ("--warmup-epochs", "0", "--batch-size", "8", "--prompts", "2")
 REFIT = "let it finish, then run this fit again"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """What ``folder`` holds, to compare before and after a refused command."""
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
 def test_a_regressor_fit_into_a_held_run_is_refused_before_its_scorer_loads(exiqa_set, tmp_path, cli):
@@ -60,12 +67,12 @@ def test_a_training_into_a_run_whose_regressor_is_being_fitted_is_one_line(
     assert cli(*train).returncode == 0
     fit = attiqa_cmd("train", "exiqa-regressor", run, "--mos", mos, "--epochs", "3")
     with paused_after(tmp_path, "attiqa.exiqa.regressor:attribute_features", fit):
-        before = {p.name: p.read_bytes() for p in run.iterdir()}
+        before = _files(run)
         second = cli(*train)
         busy = "another process is fitting a regressor in it now — let it finish (rerunning it then resumes "
         busy += "what it left), or choose another --out"
         assert one_line_error(second) == f"error: {run}: {busy}"
-        assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+        assert _files(run) == before
     assert (run / "regressor.safetensors").is_file()
     assert not (run / ".attiqa.lock").exists()
 
