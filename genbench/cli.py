@@ -7,8 +7,8 @@ and exit code 2 — never a traceback.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -159,13 +159,22 @@ def run(
         raise typer.Exit(1)
 
 
-def import_held(out: Path, command: Command) -> AbstractContextManager[None]:
+@contextmanager
+def import_held(out: Path, command: Command) -> Iterator[None]:
     """An import's run folder held by ``command`` from before its checks to its last file: two imports at
     once wrote the run over each other, one's prefs.csv beside the other's manifest. A folder made for it
-    and left empty is removed again."""
-    from attiqa.io.atomic import WAIT_OR_OUT, folder_held
+    and left empty is removed again. A run whose scores a `genbench score` writes now is refused (its
+    manifest was rewritten under them): that command holds each metric's file, not the folder."""
+    from attiqa.io.atomic import WAIT_OR_OUT, folder_held, refuse_if_held
+    from genbench.files import SCORES_DIR
 
-    return folder_held(out, "importing into", WAIT_OR_OUT, command=command, make="--out")
+    with folder_held(out, "importing into", WAIT_OR_OUT, command=command, make="--out"):
+        scores = Path(out) / SCORES_DIR
+        for lock in sorted(scores.glob(".*.lock")) if scores.is_dir() else []:  # `.METRIC.csv.lock`
+            refuse_if_held(
+                scores / lock.name[1 : -len(".lock")], "writing", "let it finish, then import again"
+            )
+        yield
 
 
 def _run_pairs(run_dir: Path) -> list:
@@ -259,11 +268,15 @@ def score(
     Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
     skipped; unreadable images are skipped and listed.
     """
+    from attiqa.io.atomic import refuse_if_folder_held
     from genbench.manifest import missing_images
     from genbench.metric_names import default_metrics, refuse_unknown
 
     names = _split_metrics(metrics, default_metrics)
     refuse_unknown(names or [])
+    # a run an import (or `genbench run`) writes now: read half-written it was scored, or told "the import
+    # … did not finish: rerun the same import command", a rerun that would be refused
+    refuse_if_folder_held(run_dir, "writing into", "let it finish, then run this score again")
     pairs = _run_pairs(run_dir)
     missing_images(run_dir, pairs)  # none on disk: one line before any model loads (and before torch)
     from genbench.files import SCORES_DIR
@@ -335,21 +348,8 @@ def agree(
     Writes agreement.csv, per_pair.csv, agreement.json and a bar chart agreement.png.
     """
     from attiqa.io.atomic import WAIT_OR_OUT, folder_held
-    from genbench.agreement import (
-        TRAINED_MARK,
-        check_tie_rules,
-        ci_wording,
-        few_clusters_warning,
-        first_votes,
-        human_labels,
-        metric_agreement,
-        report_folder,
-        shared_prompts_note,
-        wilson_note,
-        write_report,
-    )
+    from genbench.agreement import check_tie_rules, report_folder
     from genbench.files import SCORES_DIR
-    from genbench.prefs import aside_kind, is_vote_database, load_votes, prefs_kind, unused_prefs
 
     check_tie_rules(ties, model_ties)
     chosen = _split_metrics(metrics, lambda: sorted(p.stem for p in (run_dir / SCORES_DIR).glob("*.csv")))
@@ -360,116 +360,143 @@ def agree(
     # after its whole bootstrap (or, started first, lost it to one started later). A folder made for it and
     # left empty (a bad --prefs) is removed again.
     with folder_held(out_dir, REPORTING, WAIT_OR_OUT, command=Command.GENBENCH_AGREE, make="--out"):
-        votes, source = load_votes(run_dir, prefs)
-        votes, repeats = first_votes(votes)
-        stale: set[str] = set()
-        labels = human_labels(votes, pairs, source, left_out=stale)
-        if not labels and not votes and not is_vote_database(source):  # a CSV's header: "collect" misled
-            raise AttiqaError(
-                f"{source}: no vote in it (a header, no line after it) — pass the preferences file the votes "
-                f"were saved in, or collect some with `genbench vote {shell_arg(run_dir)}`"
-            )
-        if not labels:
-            raise AttiqaError(
-                f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`"
-            )
-        n_votes = sum(lab.votes_a + lab.votes_b for lab in labels.values())
-        kind = prefs_kind([v for v in votes if v.pair_id in labels])
+        write_agreement(run_dir, prefs, chosen, pairs, out_dir, ties, model_ties, bootstrap, seed, cluster_by)
+
+
+def write_agreement(
+    run_dir: Path,
+    prefs: Path | None,
+    chosen: list[str] | None,
+    pairs: list,
+    out_dir: Path,
+    ties: str,
+    model_ties: str,
+    bootstrap: int,
+    seed: int,
+    cluster_by: str | None,
+) -> None:
+    """`genbench agree`'s work once its report folder ``out_dir`` is held: the votes read, each metric's
+    agreement bootstrapped, the report written and the table printed. A function of its own so that the
+    command reads as its checks and one hold (its whole body was indented under the hold)."""
+    from genbench.agreement import (
+        TRAINED_MARK,
+        ci_wording,
+        few_clusters_warning,
+        first_votes,
+        human_labels,
+        metric_agreement,
+        shared_prompts_note,
+        wilson_note,
+        write_report,
+    )
+    from genbench.prefs import aside_kind, is_vote_database, load_votes, prefs_kind, unused_prefs
+
+    votes, source = load_votes(run_dir, prefs)
+    votes, repeats = first_votes(votes)
+    stale: set[str] = set()
+    labels = human_labels(votes, pairs, source, left_out=stale)
+    if not labels and not votes and not is_vote_database(source):  # a CSV's header: "collect" misled
+        raise AttiqaError(
+            f"{source}: no vote in it (a header, no line after it) — pass the preferences file the votes "
+            f"were saved in, or collect some with `genbench vote {shell_arg(run_dir)}`"
+        )
+    if not labels:
+        raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
+    n_votes = sum(lab.votes_a + lab.votes_b for lab in labels.values())
+    kind = prefs_kind([v for v in votes if v.pair_id in labels])
+    console.print(
+        f"preferences: {plain_name(source)} ({counted(n_votes, 'vote')} on "
+        f"{counted(len(labels), 'pair')}) — {plain(kind)}",
+        highlight=False,
+    )
+    if stale:  # pairs dropped from the run since (a damaged image being made again, a smaller re-import)
+        n_stale = sum(v.pair_id in stale for v in votes)
         console.print(
-            f"preferences: {plain_name(source)} ({counted(n_votes, 'vote')} on "
-            f"{counted(len(labels), 'pair')}) — {plain(kind)}",
+            f"  [yellow]{counted(n_stale, 'vote')} on {counted(len(stale), 'pair')} not in the run's "
+            f"manifest left out[/] (e.g. {plain(min(stale))})",
             highlight=False,
         )
-        if stale:  # pairs dropped from the run since (a damaged image being made again, a smaller re-import)
-            n_stale = sum(v.pair_id in stale for v in votes)
-            console.print(
-                f"  [yellow]{counted(n_stale, 'vote')} on {counted(len(stale), 'pair')} not in the run's "
-                f"manifest left out[/] (e.g. {plain(min(stale))})",
-                highlight=False,
-            )
-        if repeats:
-            v = repeats[0]
-            console.print(
-                f"  [yellow]{counted(len(repeats), 'repeated vote')} of a rater on a pair they voted on "
-                f"before left out — the first counts, as in genbench vote[/] (e.g. rater {plain(v.rater)} on "
-                f"pair {plain(v.pair_id)})",
-                highlight=False,
-            )
-        left_aside = unused_prefs(run_dir, prefs, source)
-        if left_aside is not None:
-            kind_aside = aside_kind(left_aside, pairs)
-            console.print(
-                f"  [yellow]{plain_name(left_aside)} is not used: the run's votes count once anyone voted — "
-                f"pass --prefs {plain(shell_arg(left_aside))} to measure against it ({plain(kind_aside)})[/]",
-                highlight=False,
-            )
-        from genbench.run_scores import load_metric_scores  # torch-free: scores are read, not made
-
-        scores = load_metric_scores(run_dir, chosen)
-        results = [
-            metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed, cluster_by) for s in scores
-        ]
-        settings = {
-            "prefs": str(source),
-            "prefs_kind": kind,  # what the accuracies are measured against: people's votes or an import's
-            "prefs_not_used": None if left_aside is None else str(left_aside),
-            "ties": ties,
-            "model_ties": model_ties,
-            "bootstrap": bootstrap,
-            "seed": seed,
-            "cluster_by": cluster_by,
-            "votes_left_out": sum(v.pair_id in stale for v in votes),  # on pairs not in the manifest
-            "repeated_votes_left_out": len(repeats),  # a rater's later votes on a pair
-        }
-        write_report(out_dir, pairs, labels, results, scores, settings)
-        for r in results:
-            if r.trained_on:
-                seen = ", ".join(_dataset_name(d) for d in r.trained_on.split(","))
-                _say(
-                    "warning",
-                    f"{r.metric} was trained on {seen} images; agreement on them is not a held-out figure",
-                )
-        n_ties = sum(lab.label == "tie" for lab in labels.values())
-        title = (
-            f"agreement with human preference — {counted(len(labels), 'pair')} with votes, {n_ties} tied "
-            f"({'skipped' if ties == 'skip' else 'half credit'})"
-        )
-
-        def pct(v: float) -> str:
-            return "–" if math.isnan(v) else f"{100 * v:.1f}%"
-
-        rows = [
-            (  # *: trained on these images (see the warning)
-                r.metric + (TRAINED_MARK if r.trained_on else ""),
-                [
-                    str(r.pairs),
-                    pct(r.accuracy),
-                    pct(r.ci_low),
-                    pct(r.ci_high),
-                    str(r.model_ties),
-                    str(r.missing),
-                ],
-            )
-            for r in results
-        ]
-        _agreement_table(title, rows, ci_wording(cluster_by), any(r.trained_on for r in results))
-        for r, s in zip(results, scores, strict=True):
-            if r.missing:  # its accuracy is over other pairs than the others': said, with the fix
-                _say(
-                    "note",
-                    f"{r.metric}: {counted(r.missing, 'voted pair')} left out, an image without its score "
-                    f"(not scored yet, or unreadable) — `genbench score {shell_arg(run_dir)} -m "
-                    f"{shell_arg(s.scored_as)}` scores what it can and lists the rest",
-                )
-        for note in (wilson_note(results), shared_prompts_note(pairs, labels, cluster_by)):
-            if note:
-                _say("note", note)
-        few = few_clusters_warning(pairs, labels, cluster_by)
-        if few:
-            _say("warning", few)
+    if repeats:
+        v = repeats[0]
         console.print(
-            f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.json, agreement.png"
+            f"  [yellow]{counted(len(repeats), 'repeated vote')} of a rater on a pair they voted on "
+            f"before left out — the first counts, as in genbench vote[/] (e.g. rater {plain(v.rater)} on "
+            f"pair {plain(v.pair_id)})",
+            highlight=False,
         )
+    left_aside = unused_prefs(run_dir, prefs, source)
+    if left_aside is not None:
+        kind_aside = aside_kind(left_aside, pairs)
+        console.print(
+            f"  [yellow]{plain_name(left_aside)} is not used: the run's votes count once anyone voted — "
+            f"pass --prefs {plain(shell_arg(left_aside))} to measure against it ({plain(kind_aside)})[/]",
+            highlight=False,
+        )
+    from genbench.run_scores import load_metric_scores  # torch-free: scores are read, not made
+
+    scores = load_metric_scores(run_dir, chosen)
+    results = [
+        metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed, cluster_by) for s in scores
+    ]
+    settings = {
+        "prefs": str(source),
+        "prefs_kind": kind,  # what the accuracies are measured against: people's votes or an import's
+        "prefs_not_used": None if left_aside is None else str(left_aside),
+        "ties": ties,
+        "model_ties": model_ties,
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "cluster_by": cluster_by,
+        "votes_left_out": sum(v.pair_id in stale for v in votes),  # on pairs not in the manifest
+        "repeated_votes_left_out": len(repeats),  # a rater's later votes on a pair
+    }
+    write_report(out_dir, pairs, labels, results, scores, settings)
+    for r in results:
+        if r.trained_on:
+            seen = ", ".join(_dataset_name(d) for d in r.trained_on.split(","))
+            _say(
+                "warning",
+                f"{r.metric} was trained on {seen} images; agreement on them is not a held-out figure",
+            )
+    n_ties = sum(lab.label == "tie" for lab in labels.values())
+    title = (
+        f"agreement with human preference — {counted(len(labels), 'pair')} with votes, {n_ties} tied "
+        f"({'skipped' if ties == 'skip' else 'half credit'})"
+    )
+
+    def pct(v: float) -> str:
+        return "–" if math.isnan(v) else f"{100 * v:.1f}%"
+
+    rows = [
+        (  # *: trained on these images (see the warning)
+            r.metric + (TRAINED_MARK if r.trained_on else ""),
+            [
+                str(r.pairs),
+                pct(r.accuracy),
+                pct(r.ci_low),
+                pct(r.ci_high),
+                str(r.model_ties),
+                str(r.missing),
+            ],
+        )
+        for r in results
+    ]
+    _agreement_table(title, rows, ci_wording(cluster_by), any(r.trained_on for r in results))
+    for r, s in zip(results, scores, strict=True):
+        if r.missing:  # its accuracy is over other pairs than the others': said, with the fix
+            _say(
+                "note",
+                f"{r.metric}: {counted(r.missing, 'voted pair')} left out, an image without its score "
+                f"(not scored yet, or unreadable) — `genbench score {shell_arg(run_dir)} -m "
+                f"{shell_arg(s.scored_as)}` scores what it can and lists the rest",
+            )
+    for note in (wilson_note(results), shared_prompts_note(pairs, labels, cluster_by)):
+        if note:
+            _say("note", note)
+    few = few_clusters_warning(pairs, labels, cluster_by)
+    if few:
+        _say("warning", few)
+    console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.json, agreement.png")
 
 
 def _say(kind: str, text: str) -> None:

@@ -139,7 +139,8 @@ def test_a_second_agree_while_the_first_bootstraps_is_one_line_at_once(
 def test_a_second_exiqa_regressor_fit_into_a_run_being_fitted_is_one_line(exiqa_set, tiny_dir, tmp_path, cli):
     """**Was**: two `attiqa train exiqa-regressor RUN` at once (another --mos, --epochs) each saved
     RUN/regressor.safetensors and its .json card: the last wins, or one's weights beside the other's card.
-    Now the second is one line naming the file; the first's regressor is written whole."""
+    Now the second is one line naming the run folder (held as `attiqa train exiqa -o RUN` holds it); the
+    first's regressor is written whole."""
     data, mos = exiqa_set
     run = tmp_path / "run"
     trained = cli("train", "exiqa", data, "-o", run, "--clip", tiny_dir, "--epochs", "1",
@@ -149,8 +150,34 @@ def test_a_second_exiqa_regressor_fit_into_a_run_being_fitted_is_one_line(exiqa_
     with paused_after(tmp_path, "attiqa.exiqa.regressor:attribute_features", attiqa_cmd(*fit, 3)):
         second = cli(*fit, 5)
         target = run / "regressor.safetensors"
-        busy = f"another process is fitting it now {SAME} — let it finish, then fit again with other settings"
-        assert one_line_error(second) == f"error: {target}: {busy}"
+        busy = f"another process is fitting a regressor in it now {SAME} — let it finish, then run this fit "
+        busy += "again"
+        assert one_line_error(second) == f"error: {run}: {busy}"
         assert not target.exists()
     assert json.loads((run / "regressor.json").read_text())["epochs"] == 3
-    assert not (run / ".regressor.safetensors.lock").exists()
+    assert not (run / ".attiqa.lock").exists()
+
+
+def test_a_score_of_a_run_being_imported_and_an_import_into_a_run_being_scored_are_one_line(
+    tmp_path, photos, genbench_cli
+):
+    """**Was**: `genbench score RUN` while `genbench import-agiqa3k ROOT --out RUN` wrote RUN read the run
+    half-written (the new manifest beside the old image root and prefs.csv) and scored it; an import into a
+    run whose scores were being written rewrote its manifest under them. Each held another lock (RUN/
+    .attiqa.lock; scores/METRIC.csv's). Now each is one line naming what is held, its holder and the fix."""
+    root = _agiqa_root(tmp_path / "agiqa", photos)
+    run = tmp_path / "run"
+    cmd = genbench_cmd("import-agiqa3k", root, "--out", run, "--margin", "0")
+    with paused_after(tmp_path, "genbench.manifest:write_bytes_atomic", cmd):  # its manifest is written
+        second = genbench_cli("score", run, "-m", "classical")
+        busy = "another process is importing into it now — let it finish, then run this score again"
+        assert one_line_error(second) == f"error: {run}: {busy}"
+        assert not (run / "scores").exists()
+    scoring = genbench_cmd("score", run, "-m", "classical", "--batch-size", "1")
+    (tmp_path / "then").mkdir()  # the second pause's own marks
+    with paused_after(tmp_path / "then", "attiqa.scoring:ScoreWriter.add", scoring):  # a row written
+        again = genbench_cli("import-agiqa3k", root, "--out", run, "--margin", "2.1")
+        busy = "another process is writing it now — let it finish, then import again"
+        assert one_line_error(again) == f"error: {run / 'scores' / 'classical.csv'}: {busy}"
+    assert len((run / "manifest.jsonl").read_text().splitlines()) == 2  # the first import's pairs
+    assert len((run / "scores" / "classical.csv").read_text().splitlines()) == 1 + 4

@@ -11,10 +11,11 @@ BUSY += "then resumes what it left), or choose another --out"
 HELD = "resumed_output_held(T, Command.SCORE)"  # `attiqa score -o T`'s hold
 
 
-def test_the_probe_is_made_by_one_process_at_one_of_its_two_places(tmp_path):
+def test_the_probe_is_made_by_one_process_at_one_of_its_two_places(tmp_path, monkeypatch):
     """The two places a command calls it (its checks, then inside the process group): one process probes in
     its checks, a torchrun job by rank 0 in the group; every other call is nothing — no two ranks probing at
-    once (they took the lock of each other), no probe twice."""
+    once (they took the lock of each other), no probe twice. The job's size and rank are read by the helper
+    from torchrun's environment (set here as torchrun sets it for each process), not passed by its callers."""
     from attiqa.errors import AttiqaError
     from attiqa.io.atomic import refuse_if_resumed_held_once
     from attiqa.io.commands import Command
@@ -24,8 +25,14 @@ def test_the_probe_is_made_by_one_process_at_one_of_its_two_places(tmp_path):
     try:
         probed = set()
         for world, rank, in_group in [(w, r, g) for w in (1, 2) for r in range(w) for g in (False, True)]:
+            launch = {"WORLD_SIZE": str(world), "RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
+                      "MASTER_PORT": "29500"} if world > 1 else {}  # fmt: skip
+            for var in ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"):
+                monkeypatch.delenv(var, raising=False)
+            for var, value in launch.items():
+                monkeypatch.setenv(var, value)
             try:
-                refuse_if_resumed_held_once(out, Command.SCORE, world=world, rank=rank, in_group=in_group)
+                refuse_if_resumed_held_once(out, Command.SCORE, in_group=in_group)
             except AttiqaError as refused:
                 assert str(refused) == f"{out}: {BUSY}"
                 probed.add((world, rank, in_group))

@@ -189,7 +189,8 @@ def make_distorted_cmd(
     from attiqa.distortions.graded import say_damaged
     from attiqa.distortions.multi import make_distorted_set
     from attiqa.distortions.versions import say_versions
-    from attiqa.io.atomic import output_folder
+    from attiqa.io.atomic import folder_held, output_folder, resumed_busy_fix
+    from attiqa.io.commands import Command
     from attiqa.progress import progress_later
 
     names = _names(distortions, "--distortions") if distortions is not None else list(KADID_NAMES)
@@ -202,7 +203,11 @@ def make_distorted_cmd(
             f"from 1..{n} (the default); give --max-k up to {n}",
             highlight=False,
         )
-    with progress_later("distorting", total=rounds * len(files)) as adv:
+    # held to the last labels.csv: two runs into one --out made the images and wrote the labels over each
+    # other's (a new --out made for the hold, removed again if a refusal leaves it empty)
+    doing = "distorting into"
+    held = folder_held(out, doing, resumed_busy_fix(), command=Command.MAKE_DISTORTED, make="--out")
+    with held, progress_later("distorting", total=rounds * len(files)) as adv:
         res = make_distorted_set(
             files,
             out,
@@ -252,7 +257,8 @@ def degrade_cmd(
     attributes vary — the unlabelled set for pretraining. Resumable: existing files are skipped."""
     from attiqa.distortions.graded import say_damaged, write_graded_set
     from attiqa.distortions.versions import say_versions
-    from attiqa.io.atomic import output_folder
+    from attiqa.io.atomic import folder_held, output_folder, resumed_busy_fix
+    from attiqa.io.commands import Command
     from attiqa.progress import progress_later
 
     names = _names(distortions, "--distortions")
@@ -265,7 +271,9 @@ def degrade_cmd(
     fmt = format_name(fmt)  # before the output folder is made
     files = _sources(sources, out)
     output_folder(out, "--out", create=False)  # made once the distortion names are known good
-    with progress_later("degrading", total=len(files)) as adv:
+    # held to its last file: two runs into one --out made the images and wrote the record over each other's
+    held = folder_held(out, "degrading into", resumed_busy_fix(), command=Command.DEGRADE, make="--out")
+    with held, progress_later("degrading", total=len(files)) as adv:
         res = write_graded_set(
             files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv, on_start=adv.start
         )

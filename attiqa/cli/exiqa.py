@@ -100,6 +100,9 @@ def train_exiqa_regressor_cmd(
 ) -> None:
     """ExIQA stage 2 (eq. 9): fit the quality regressor on the frozen model's attribute probabilities;
     writes RUN/regressor.safetensors, used by `attiqa score --model exiqa:RUN` for the score column."""
+    from attiqa.exiqa import refuse_if_fit_held
+
+    refuse_if_fit_held(run)  # held by a training or a fit: said torch-free, before the scorer loads
     from attiqa.exiqa.regressor import train_regressor
 
     res = train_regressor(run, mos, epochs, lr, seed, device_str(device))

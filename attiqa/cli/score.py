@@ -84,7 +84,6 @@ def score_cmd(
     from attiqa.io.atomic import check_output_path, output_png, refuse_if_resumed_held_once
     from attiqa.io.commands import Command
     from attiqa.io.images import require_images
-    from attiqa.launch import launched_rank, launched_world_size
     from attiqa.scorers.zoo import refuse_unknown_scorer
 
     def inputs_and_outputs() -> tuple[list[Path], dict[str, str]]:
@@ -101,8 +100,7 @@ def score_cmd(
         if out is not None:  # held by another run: said before torch and the model load, making nothing —
             # after every check of the command's own options (a mistyped --sheet or -m was told "another
             # process is writing it": rerun once that one ended, only to meet the typo)
-            world, rank = launched_world_size(), launched_rank()  # under torchrun: rank 0's probe, below
-            refuse_if_resumed_held_once(out, Command.SCORE, world=world, rank=rank, in_group=False)
+            refuse_if_resumed_held_once(out, Command.SCORE, in_group=False)  # torchrun: rank 0's, below
         return found, overrides
 
     checked = checked_first(inputs_and_outputs)  # alone: before torch is imported
@@ -122,9 +120,7 @@ def score_cmd(
                 files, overrides = checked()
             with alike_on_every_process(main_only=True):  # under torchrun by rank 0 alone, here
                 if out is not None:
-                    refuse_if_resumed_held_once(
-                        out, Command.SCORE, world=shards.world, rank=shards.rank, in_group=True
-                    )
+                    refuse_if_resumed_held_once(out, Command.SCORE, in_group=True)
             with alike_on_every_process():
                 if shards.world > 1 and out is None:
                     raise AttiqaError(

@@ -69,7 +69,6 @@ def label_cmd(
     from attiqa.device_names import check_device_form
     from attiqa.io.atomic import output_folder, refuse_if_resumed_held_once, resumed_output_held
     from attiqa.io.commands import Command
-    from attiqa.launch import launched_rank, launched_world_size
     from attiqa.runner import label_inputs
     from attiqa.teachers import parse_teacher_spec
     from attiqa.teachers.names import check_clip_path
@@ -98,8 +97,7 @@ def label_cmd(
         check_device_form(device)  # `--device gpu`, torch-free: before the probe (a device absent: torch's)
         # held by another run: said before torch and the teacher load, making nothing (under torchrun: by
         # rank 0, below)
-        world, rank = launched_world_size(), launched_rank()
-        refuse_if_resumed_held_once(out, Command.LABEL, world=world, rank=rank, in_group=False)
+        refuse_if_resumed_held_once(out, Command.LABEL, in_group=False)
         return lc, paths, prompt_set
 
     first = checked_first(checked)  # alone: before torch is imported
@@ -113,8 +111,7 @@ def label_cmd(
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 lc, paths, prompt_set = first()
             with alike_on_every_process(main_only=True):  # under torchrun by rank 0 alone, here, before the
-                world, rank = launched_world_size(), launched_rank()  # teacher loads
-                refuse_if_resumed_held_once(out, Command.LABEL, world=world, rank=rank, in_group=True)
+                refuse_if_resumed_held_once(out, Command.LABEL, in_group=True)  # teacher loads
             with alike_on_every_process():  # loaded before the hold makes --out's folder: a typo leaves none
                 loaded = label_teacher(lc, device, prompts=prompt_set)
             with alike_on_every_process(main_only=True):  # before any rank opens its journal: two runs

@@ -19,17 +19,16 @@ from PIL import Image
 
 from attiqa.errors import ConfigError
 from attiqa.evaluation.metrics import plcc, srocc
+from attiqa.exiqa import REGRESSOR_FILE, regressor_fit_held
 from attiqa.exiqa.model import Regressor
-from attiqa.exiqa.scorer import REGRESSOR_FILE, ExiqaScorer
-from attiqa.io.atomic import output_folder, output_held
+from attiqa.exiqa.scorer import ExiqaScorer
+from attiqa.io.atomic import output_folder
 from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import save_checkpoint
-from attiqa.io.commands import Command
 from attiqa.splits import split_indices
 from attiqa.training.data import MosDataset, collate_skip_none, unreadable_report
 
 HIDDEN = 256
-REFIT_FIX = "let it finish, then fit again with other settings"  # a second fit's advice: one regressor a run
 
 
 def _no_transform_yet(image: Image.Image) -> torch.Tensor:
@@ -60,18 +59,20 @@ def train_regressor(
     """Fit eq. (9) and save ``regressor.safetensors`` in ``run_dir``; returns the held-out metrics."""
     # the MOS CSV (and its images) first: a wrong --mos fails in one line before CLIP loads
     ds = MosDataset(Path(mos_csv), None, _no_transform_yet, on_error="skip")
-    scorer = ExiqaScorer(run_dir, device=device, regressor=False)
-    done, planned = len(scorer.card.get("history", [])), int(scorer.card.get("config", {}).get("epochs", 0))
-    if done < planned:  # fitted on these prompts, the regressor would not fit the finished run's
-        raise ConfigError(
-            f"{scorer.path}: its training stopped after epoch {done} of {planned} — finish it first (rerun "
-            "the same `attiqa train exiqa` command: it resumes), then fit the regressor"
-        )
-    run = scorer.path.parent  # written beside the checkpoint: no other place to choose
-    where = f"{REGRESSOR_FILE} is written beside the run's checkpoint"
-    output_folder(run, fix=f"make it writable (chmod u+w {shlex.quote(str(run))}): {where}", create=False)
-    # held from the features to the card: two fits at once saved one's weights beside the other's card
-    with output_held(run / REGRESSOR_FILE, "fitting", REFIT_FIX, command=Command.TRAIN_EXIQA_REGRESSOR):
+    # held from before the scorer loads to the card, by the lock `train exiqa -o RUN` holds too: two fits at
+    # once saved one's weights beside the other's card; a fit on a run still training read its first epoch
+    with regressor_fit_held(run_dir):
+        scorer = ExiqaScorer(run_dir, device=device, regressor=False)
+        done = len(scorer.card.get("history", []))
+        planned = int(scorer.card.get("config", {}).get("epochs", 0))
+        if done < planned:  # fitted on these prompts, the regressor would not fit the finished run's
+            raise ConfigError(
+                f"{scorer.path}: its training stopped after epoch {done} of {planned} — finish it first "
+                "(rerun the same `attiqa train exiqa` command: it resumes), then fit the regressor"
+            )
+        run = scorer.path.parent  # written beside the checkpoint: no other place to choose
+        where = f"{REGRESSOR_FILE} is written beside the run's checkpoint"
+        output_folder(run, fix=f"make it writable (chmod u+w {shlex.quote(str(run))}): {where}", create=False)
         return _fit_and_save(scorer, ds, run, mos_csv, epochs, lr, seed)
 
 

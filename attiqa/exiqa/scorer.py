@@ -17,25 +17,12 @@ import torch
 from PIL import Image
 
 from attiqa.errors import ModelLoadError
+from attiqa.exiqa import REGRESSOR_FILE, run_and_clip
 from attiqa.exiqa.model import AttributeTable, ExiqaModel, Regressor
 from attiqa.interface import Scorer
 from attiqa.io.checkpoints import load_checkpoint_hashed
 from attiqa.scorer_info import ScorerInfo
 from attiqa.teachers.clip import clip_identity, load_open_clip, parse_clip_spec
-
-
-def run_and_clip(arg: str) -> tuple[str, str | None]:
-    """``exiqa:RUN`` or ``exiqa:RUN:CLIP_SPEC`` (the run's CLIP weights given here, e.g. a local copy on a
-    machine that cannot download those its card names): the path and the spec, split at the first colon
-    unless the whole argument is a path on disk."""
-    if ":" not in arg or Path(arg).exists():
-        return arg, None
-    run, _, spec = arg.partition(":")
-    return run, spec or None
-
-
-# beside the run's exiqa.safetensors (`attiqa train exiqa-regressor`)
-REGRESSOR_FILE = "regressor.safetensors"
 
 
 class ExiqaScorer(Scorer):

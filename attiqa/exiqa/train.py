@@ -39,7 +39,13 @@ from attiqa.exiqa.model import (
     load_attribute_table,
     strength_rmse,
 )
-from attiqa.io.atomic import folder_held, output_folder, resumed_busy_fix, write_json_atomic
+from attiqa.io.atomic import (
+    folder_held,
+    output_folder,
+    refuse_if_folder_held,
+    resumed_busy_fix,
+    write_json_atomic,
+)
 from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import (
     load_checkpoint,
@@ -70,6 +76,7 @@ class ExiqaTrainConfig:
 
 
 STATE_FILE = "exiqa.state.safetensors"
+TRAINING = "training in"  # a training holding its --out, in a second command's line
 
 
 def read_distortion_labels(
@@ -248,6 +255,8 @@ def train_exiqa(
     device = torch.device(device)
     table = load_attribute_table(cfg.attributes)
     paths, targets, sources = read_distortion_labels(Path(data_dir), table)
+    # held by another run (a training, a regressor fit): said before CLIP loads (minutes), making nothing
+    refuse_if_folder_held(out_dir, TRAINING, resumed_busy_fix(), command=Command.TRAIN_EXIQA)
     clip, preprocess, tokenizer, weights = load_open_clip(parse_clip_spec(cfg.clip), device, flag="--clip ")
     torch.manual_seed(cfg.seed)
     model = ExiqaModel(clip, tokenizer, table, cfg.n_prompts).to(device)
@@ -293,7 +302,7 @@ def train_exiqa(
     }
     output_folder(out_dir, "--out")  # the inputs are read and CLIP is loaded: a typo leaves no folder
     # two runs into one --out trained over each other's state and checkpoint, epoch by epoch
-    with folder_held(out_dir, "training in", resumed_busy_fix(), command=Command.TRAIN_EXIQA):
+    with folder_held(out_dir, TRAINING, resumed_busy_fix(), command=Command.TRAIN_EXIQA):
         history: list[dict[str, Any]] = []
         start = 0
         settings = {**asdict(cfg), "labels_sha256": labels_sha256}

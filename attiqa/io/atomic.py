@@ -34,6 +34,7 @@ from typing import Any
 
 from attiqa.errors import AttiqaError
 from attiqa.io.commands import Command
+from attiqa.launch import launched_rank, launched_world_size
 
 _HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
 # ours with the owner's host tag and pid, or the older ".<name>.<random>.tmp" (random: mkstemp's 8 characters)
@@ -465,13 +466,15 @@ def resumed_busy_fix(fix: str = OUT_FIX) -> str:
 
 
 def refuse_if_resumed_held_once(
-    target: str | Path, command: Command, *, world: int, rank: int, in_group: bool, fix: str = OUT_FIX
+    target: str | Path, command: Command, *, in_group: bool, fix: str = OUT_FIX
 ) -> None:
     """:func:`refuse_if_resumed_held` by one process of a job, at one of the two places a command calls it
-    (`score -o`, `label -o`): one process (``world`` 1) in its torch-free checks (``in_group`` False), before
-    torch and the model load; under torchrun rank 0 alone once the process group has started (``in_group``
-    True) — every rank probing at once took the lock of each other. Elsewhere: nothing."""
-    if rank == 0 and in_group == (world > 1):
+    (`score -o`, `label -o`): one process in its torch-free checks (``in_group`` False), before torch and
+    the model load; under torchrun rank 0 alone once the process group has started (``in_group`` True) —
+    every rank probing at once took the lock of each other. Elsewhere: nothing. The job's size and this
+    process's rank are torchrun's, read here (:mod:`attiqa.launch`): no caller passes its own."""
+    world = launched_world_size()
+    if launched_rank() == 0 and in_group == (world > 1):
         refuse_if_resumed_held(target, command, fix)
 
 
@@ -508,6 +511,17 @@ def folder_held(
     real = Path(os.path.realpath(folder))
     with _held_by(real / FOLDER_LOCK, Path(folder), doing, fix, command, made):
         yield
+
+
+def refuse_if_folder_held(
+    folder: str | Path, doing: str, fix: str, *, command: Command | None = None
+) -> None:
+    """:func:`folder_held`'s one line for ``folder``, now, if another process holds it — nothing held and
+    nothing made: for a command that would otherwise find out only after a long load (`train
+    exiqa-regressor`'s scorer), or that writes beside a folder's holder (`genbench score` of a run an import
+    writes)."""
+    _from_the_table(command)
+    _probe(Path(os.path.realpath(folder)) / FOLDER_LOCK, Path(folder), doing, fix, command)
 
 
 @contextlib.contextmanager

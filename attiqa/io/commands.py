@@ -19,6 +19,8 @@ class Command(enum.Enum):
     TRAIN = "attiqa train"
     TRAIN_EXIQA = "attiqa train exiqa"
     TRAIN_EXIQA_REGRESSOR = "attiqa train exiqa-regressor"
+    DEGRADE = "attiqa degrade"
+    MAKE_DISTORTED = "attiqa make-distorted"
     ISP_TUNE = "isp-tune"
     ISP_CHECK = "isp-tune check"
     GENBENCH_RUN = "genbench run"

@@ -1,0 +1,42 @@
+"""`attiqa degrade -o OUT` and `attiqa make-distorted -o OUT` make resumable folders of images and their
+record: two runs into one OUT at once (a rerun to resume while the first still runs) each made the images
+and wrote the record over the other's (docs/robustness.md, "Kill -9 and the same command again"). Each
+race is a real first process paused inside its writes (:func:`helpers.paused_after`) and a second run."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import attiqa_cmd, one_line_error, paused_after
+
+BUSY = "(the same command still running?) — let it finish (rerunning it then resumes what it left), or "
+BUSY += "choose another --out"
+
+
+@pytest.mark.parametrize(
+    ("command", "seam", "doing", "options"),
+    [
+        ("degrade", "attiqa.distortions.graded:save_image", "degrading into",
+         ("--distortions", "contrast", "--levels", "1,3")),
+        ("make-distorted", "attiqa.distortions.multi:atomic_path", "distorting into",
+         ("--rounds", "2", "--max-side", "40", "--distortions", "contrast,gaussian_blur")),
+    ],
+    ids=["degrade", "make-distorted"],
+)  # fmt: skip
+def test_a_second_run_into_an_out_being_written_is_one_line(
+    photo_dir, tmp_path, cli, command, seam, doing, options
+):
+    """**Was**: not held — the second made every image the first had not yet, and rewrote the record, to
+    exit 0. Now one line naming OUT, the holder and the fix; OUT as the first leaves it, resumable."""
+    out = tmp_path / "out"
+    args = (command, photo_dir, "-o", out, *options)
+    with paused_after(tmp_path, seam, attiqa_cmd(*args)):
+        before = sorted(p.relative_to(out) for p in out.rglob("*"))
+        second = cli(*args)
+        assert one_line_error(second) == f"error: {out}: another process is {doing} it now {BUSY}"
+        assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert not (out / ".attiqa.lock").exists()
+    again = cli(*args)  # the first's work kept: nothing left to make
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"^0 written, [1-9]\d* already there", again.stderr, re.M)  # the console's lines
