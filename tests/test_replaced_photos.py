@@ -1,0 +1,54 @@
+"""A photo replaced under the same path (``cp other.jpg photos/a.jpg``, a folder exported again) between two
+runs: its labels, scores and graded copies are made again, said once in one line; the others are kept.
+Real files replaced in place, the real commands."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from conftest import photo_folder
+
+from attiqa.io.file_identity import file_identity
+
+
+def replace(photo: Path, other: Path) -> None:
+    """``cp other photo``: another image's bytes under the same path."""
+    before = file_identity(photo)
+    shutil.copyfile(other, photo)
+    assert file_identity(photo) != before
+
+
+def test_degrade_remakes_the_graded_copies_of_a_replaced_photo(tmp_path, photos, cli):
+    """**Was**: "0 written, 4 already there" — the graded copies of the old photo kept for good; now the
+    replaced photo's copies are made again (the others kept) and the rerun says so."""
+    src = photo_folder(tmp_path / "photos", photos, n=2)
+    other = photo_folder(tmp_path / "other", photos, n=3) / "chelsea.png"
+    out = tmp_path / "graded"
+    args = ("degrade", src, "-o", out, "--distortions", "gaussian_blur", "--levels", "1")
+    assert cli(*args).returncode == 0
+    kept = (out / "coffee__gaussian_blur_1.png").read_bytes()
+    replace(src / "astronaut.png", other)
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert "1 photo changed since the earlier run: graded again" in res.stderr
+    assert "2 written, 2 already there" in res.stderr
+    assert (out / "astronaut.png").read_bytes() == other.read_bytes()  # the original copied is the new one
+    assert (out / "coffee__gaussian_blur_1.png").read_bytes() == kept
+    again = cli(*args)  # the new photo's copies recorded: kept from now on
+    assert "0 written, 4 already there" in again.stderr and "changed" not in again.stderr
+
+
+def test_degrade_folder_of_an_earlier_version_is_kept_as_it_is(tmp_path, photos, cli):
+    """A graded folder made before the record (no ``source_files.jsonl``): resumed as before, nothing made
+    again; its sources are recorded as they are now, so a later replacement is seen."""
+    src = photo_folder(tmp_path / "photos", photos, n=2)
+    other = photo_folder(tmp_path / "other", photos, n=3) / "chelsea.png"
+    out = tmp_path / "graded"
+    args = ("degrade", src, "-o", out, "--distortions", "gaussian_blur", "--levels", "1")
+    assert cli(*args).returncode == 0
+    (out / "source_files.jsonl").unlink()  # as an earlier version left it
+    res = cli(*args)
+    assert "0 written, 4 already there" in res.stderr and "changed" not in res.stderr
+    replace(src / "astronaut.png", other)
+    assert "2 written, 2 already there" in cli(*args).stderr
