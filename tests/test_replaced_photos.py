@@ -7,9 +7,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from conftest import photo_folder
 
 from attiqa.io.file_identity import file_identity
+from attiqa.labeling import FILES_KEY
 
 
 def replace(photo: Path, other: Path) -> None:
@@ -52,3 +54,52 @@ def test_degrade_folder_of_an_earlier_version_is_kept_as_it_is(tmp_path, photos,
     assert "0 written, 4 already there" in res.stderr and "changed" not in res.stderr
     replace(src / "astronaut.png", other)
     assert "2 written, 2 already there" in cli(*args).stderr
+
+
+def label_rows(table: Path) -> dict[str, list[float]]:
+    t = pq.read_table(table)
+    cols = [c for c in t.column_names if c != "image"]
+    return {
+        Path(im).name: [t.column(c)[i].as_py() for c in cols]
+        for i, im in enumerate(t.column("image").to_pylist())
+    }
+
+
+def test_label_labels_a_replaced_photo_again(tmp_path, photos, cli):
+    """**Was**: "none done now, 3 kept from an earlier run" — the old photo's labels kept under the new
+    photo's path; now that photo is labelled again (its row the new photo's labels), said once."""
+    src = photo_folder(tmp_path / "photos", photos, n=2)
+    other = photo_folder(tmp_path / "other", photos, n=3) / "chelsea.png"
+    table = tmp_path / "labels.parquet"
+    args = ("label", src, "-o", table, "-w", "0")
+    assert cli(*args).returncode == 0
+    fresh = tmp_path / "fresh.parquet"
+    assert cli("label", other, "-o", fresh, "-w", "0").returncode == 0
+    before = label_rows(table)
+    replace(src / "astronaut.png", other)
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert "1 photo changed since the earlier run: labelled again" in res.stderr
+    after = label_rows(table)
+    assert after["astronaut.png"] == label_rows(fresh)["chelsea.png"] != before["astronaut.png"]
+    assert after["coffee.png"] == before["coffee.png"]
+    assert "changed" not in cli(*args).stderr  # the new labels are recorded with the new photo's identity
+
+
+def test_label_table_of_an_earlier_version_resumes_as_before(tmp_path, photos, cli):
+    """A table written before identities were recorded (no ``attiqa_files`` metadata): every row kept on a
+    rerun, nothing labelled again, no crash."""
+    src = photo_folder(tmp_path / "photos", photos, n=2)
+    other = photo_folder(tmp_path / "other", photos, n=3) / "chelsea.png"
+    table = tmp_path / "labels.parquet"
+    args = ("label", src, "-o", table, "-w", "0")
+    assert cli(*args).returncode == 0
+    t = pq.read_table(table)
+    meta = {k: v for k, v in t.schema.metadata.items() if k != FILES_KEY}
+    pq.write_table(t.replace_schema_metadata(meta), table)  # as an earlier version wrote it
+    before = label_rows(table)
+    replace(src / "astronaut.png", other)
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert "none done now, 2 kept" in res.stderr and "changed" not in res.stderr
+    assert label_rows(table) == before
