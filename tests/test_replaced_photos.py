@@ -49,7 +49,7 @@ def test_degrade_folder_of_an_earlier_version_is_kept_as_it_is(tmp_path, photos,
     out = tmp_path / "graded"
     args = ("degrade", src, "-o", out, "--distortions", "gaussian_blur", "--levels", "1")
     assert cli(*args).returncode == 0
-    (out / "source_files.jsonl").unlink()  # as an earlier version left it
+    (out / "source_files.jsonl").unlink(missing_ok=True)  # as an earlier version left it
     res = cli(*args)
     assert "0 written, 4 already there" in res.stderr and "changed" not in res.stderr
     replace(src / "astronaut.png", other)
@@ -103,3 +103,48 @@ def test_label_table_of_an_earlier_version_resumes_as_before(tmp_path, photos, c
     assert res.returncode == 0, res.stderr
     assert "none done now, 2 kept" in res.stderr and "changed" not in res.stderr
     assert label_rows(table) == before
+
+
+def score_rows(out: Path) -> dict[str, str]:
+    return {line.split(",", 1)[0]: line.split(",", 1)[1] for line in out.read_text().splitlines()[1:]}
+
+
+def test_score_scores_a_replaced_photo_again(tmp_path, photos, cli):
+    """**Was**: "resuming: 2 image(s) already in s.csv, 0 to score" — the old photo's row kept under the
+    new photo's path; now that row is dropped and the photo scored again, said once; the file's columns
+    are as before (the identities are in a hidden record beside it)."""
+    src = photo_folder(tmp_path / "photos", photos, n=2)
+    other = photo_folder(tmp_path / "other", photos, n=3) / "chelsea.png"
+    out = tmp_path / "s.csv"
+    args = ("score", src, "-m", "classical", "-o", out, "-w", "0", "--quiet")
+    assert cli(*args).returncode == 0
+    fresh = tmp_path / "fresh.csv"
+    assert cli("score", other, "-m", "classical", "-o", fresh, "-w", "0", "--quiet").returncode == 0
+    before = score_rows(out)
+    header = out.read_text().splitlines()[0]
+    replace(src / "astronaut.png", other)
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert "1 photo changed since the earlier run: scored again" in res.stderr
+    after = score_rows(out)
+    assert len(after) == 2 and out.read_text().splitlines()[0] == header
+    assert after[str(src / "astronaut.png")] == next(iter(score_rows(fresh).values()))
+    assert after[str(src / "coffee.png")] == before[str(src / "coffee.png")]
+    assert "changed" not in cli(*args).stderr
+
+
+def test_score_file_of_an_earlier_version_resumes_as_before(tmp_path, photos, cli):
+    """A score file written before identities were recorded (no hidden ``.s.csv.files.csv``): resumed as
+    before, every row kept, no crash."""
+    src = photo_folder(tmp_path / "photos", photos, n=2)
+    other = photo_folder(tmp_path / "other", photos, n=3) / "chelsea.png"
+    out = tmp_path / "s.csv"
+    args = ("score", src, "-m", "classical", "-o", out, "-w", "0", "--quiet")
+    assert cli(*args).returncode == 0
+    (tmp_path / ".s.csv.files.csv").unlink(missing_ok=True)  # as an earlier version left it
+    before = out.read_text()
+    replace(src / "astronaut.png", other)
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert "2 image(s) already in" in res.stderr and "changed" not in res.stderr
+    assert out.read_text() == before
