@@ -148,3 +148,23 @@ def test_score_file_of_an_earlier_version_resumes_as_before(tmp_path, photos, cl
     assert res.returncode == 0, res.stderr
     assert "2 image(s) already in" in res.stderr and "changed" not in res.stderr
     assert out.read_text() == before
+
+
+def test_make_distorted_remakes_the_images_of_a_replaced_photo(tmp_path, photos, cli):
+    """**Was**: "0 written, 4 already there" — every round's mix of the old photo kept, labelled as the
+    new photo's; now that photo's images are made again (the other's kept), said once."""
+    src = photo_folder(tmp_path / "photos", photos, n=2)
+    other = photo_folder(tmp_path / "other", photos, n=3) / "chelsea.png"
+    out = tmp_path / "md"
+    args = ("make-distorted", src, "-o", out, "--rounds", "2", "--distortions", "gaussian_blur")
+    assert cli(*args).returncode == 0
+    images = sorted((out / "images").rglob("*.png"))
+    before = {p: p.read_bytes() for p in images}
+    replace(src / "astronaut.png", other)
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert "1 photo changed since the earlier run: distorted again" in res.stderr
+    assert "2 written, 2 already there" in res.stderr
+    remade = {p for p in images if p.read_bytes() != before[p]}
+    assert remade == {p for p in images if "astronaut" in p.name} and len(remade) == 2
+    assert "0 written, 4 already there" in cli(*args).stderr

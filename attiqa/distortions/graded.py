@@ -46,7 +46,7 @@ from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.distortions.versions import NEW_OUT_FIX, VersionRecord, check_versions
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
-from attiqa.io.file_identity import changed_words, file_identity
+from attiqa.io.file_identity import append_sources, changed_words, file_identity, read_sources
 from attiqa.io.formats import format_name
 from attiqa.io.images import load_image, output_damage, save_image, shrink_longer
 from attiqa.io.names import portable_stem
@@ -221,34 +221,6 @@ def _name_sources(
     return stems, names if added else None
 
 
-def _read_files(path: Path) -> dict[str, str]:
-    """:data:`FILES_RECORD`'s identities by source ({} without one); a line cut by a kill, or not ours, is
-    left out (that source is taken as it is now, as in a folder made before the record)."""
-    found: dict[str, str] = {}
-    try:
-        lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
-    except OSError:
-        return found
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            found[entry["source"]] = entry["file"]
-        except (ValueError, KeyError, TypeError):
-            continue
-    return found
-
-
-def _record_files(path: Path, entries: list[tuple[str, str]]) -> None:
-    """Append ``entries`` (source, identity) to :data:`FILES_RECORD`, durable before the next source."""
-    if not entries:
-        return
-    text = "".join(json.dumps({"source": s, "file": f}) + "\n" for s, f in entries)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def _types_on_disk(out_dir: Path, fmt: str) -> dict[str, list[Path]]:
     """The graded images in ``out_dir`` by type: ``<stem>__<type>_<level>.<fmt>`` of a type this library
     knows (a user's own ``holiday__beach_1.png`` is no image of a type ``beach``)."""
@@ -334,7 +306,7 @@ def write_graded_set(
         write_json_atomic(out_dir / NAMES_FILE, {"names": names})
     stale = set(record.redone)
     files_record = out_dir / FILES_RECORD
-    known = _read_files(files_record)
+    known = read_sources(files_record)
     plan: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
     taken_as_now: list[tuple[str, str]] = []  # whole already, no identity recorded: recorded as they are
     identities: dict[Path, str | None] = {}
@@ -352,7 +324,7 @@ def write_graded_set(
         res.existing.extend(t[2] for t in targets if t not in todo)
         plan.append((src, todo))
     record.start()  # before any image is made: the images of another version deleted, the record written
-    _record_files(files_record, taken_as_now)
+    append_sources(files_record, taken_as_now)
     if res.changed:
         from attiqa.progress import console
 
@@ -378,7 +350,7 @@ def write_graded_set(
             res.written.append(path)
         now = identities[src]
         if now is not None:  # every image of it on disk: a rerun keeps them while the source stays the same
-            _record_files(files_record, [(os.path.abspath(src), now)])
+            append_sources(files_record, [(os.path.abspath(src), now)])
         if on_item:
             on_item(1)
     record.save(ended=True)

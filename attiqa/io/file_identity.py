@@ -11,8 +11,9 @@ before this rule has none and is resumed as before.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -43,3 +44,32 @@ def changed_files(recorded: Mapping[str, str | None], path_of: Iterable[tuple[st
 def changed_words(n: int, what: str) -> str:
     """The one line a resume says once: ``"2 photos changed since the earlier run: labelled again"``."""
     return f"{n} photo{'s' if n != 1 else ''} changed since the earlier run: {what} again"
+
+
+def read_sources(path: Path) -> dict[str, str]:
+    """A set's record of its sources' identities (one JSON line each, ``{"source", "file"}``, the last
+    line of a source wins; {} without one); a line cut by a kill, or not ours, is left out (that source is
+    taken as it is now, as in a set made before the record)."""
+    found: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            found[entry["source"]] = entry["file"]
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def append_sources(path: Path, entries: Sequence[tuple[str, str]]) -> None:
+    """Append ``entries`` (source, identity) to the record :func:`read_sources` reads, durable at return."""
+    if not entries:
+        return
+    text = "".join(json.dumps({"source": s, "file": f}) + "\n" for s, f in entries)
+    with open(path, "a", encoding="utf-8", errors="surrogateescape") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
