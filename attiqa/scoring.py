@@ -9,7 +9,7 @@ as errors, never exceptions.
 :class:`ScoreWriter` is ``attiqa score``'s output: validated before any model call, written batch by
 batch (a kill keeps every finished row), resumed by a rerun (images already in the file are skipped).
 A row whose photo was replaced since (:mod:`attiqa.io.file_identity`, recorded per row in a hidden
-``.NAME.files.csv`` beside the file — the file's own columns stay those a user reads) is dropped and
+``.NAME.files`` beside the file — the file's own columns stay those a user reads) is dropped and
 scored again (:func:`forget_replaced_scores`); a file of a version before the record resumes as before.
 """
 
@@ -268,9 +268,9 @@ class ScoreWriter:
         # rows whose photo was replaced since: dropped, scored again (under torchrun rank 0 did it first)
         self.changed = 0 if self.sharded else forget_replaced_scores(self.out)
         self.identities = (
-            self.out.with_name(f".{self.out.name}.rank{rank}.files.csv")
+            self.out.with_name(f".{self.out.name}.rank{rank}.files")
             if self.sharded
-            else self.out.with_name(f".{self.out.name}.files.csv")
+            else self.out.with_name(f".{self.out.name}.files")
         )
         self.done: set[str] = set()
         self.created = not self.out.exists()
@@ -515,8 +515,8 @@ class ScoreWriter:
 def _identity_files(out: Path) -> list[Path]:
     """Where ``out``'s rows' file identities are recorded: the one-process writer's record, then each
     torchrun rank's (newer: folded into the first once the ranks' rows are in the file)."""
-    ranks = sorted(out.parent.glob(f".{glob.escape(out.name)}.rank*.files.csv"))
-    return [out.with_name(f".{out.name}.files.csv"), *ranks]
+    ranks = sorted(out.parent.glob(f".{glob.escape(out.name)}.rank*.files"))
+    return [out.with_name(f".{out.name}.files"), *ranks]
 
 
 def _read_identities(out: Path) -> dict[str, str]:

@@ -134,14 +134,14 @@ def test_score_scores_a_replaced_photo_again(tmp_path, photos, cli):
 
 
 def test_score_file_of_an_earlier_version_resumes_as_before(tmp_path, photos, cli):
-    """A score file written before identities were recorded (no hidden ``.s.csv.files.csv``): resumed as
+    """A score file written before identities were recorded (no hidden ``.s.csv.files``): resumed as
     before, every row kept, no crash."""
     src = photo_folder(tmp_path / "photos", photos, n=2)
     other = photo_folder(tmp_path / "other", photos, n=3) / "chelsea.png"
     out = tmp_path / "s.csv"
     args = ("score", src, "-m", "classical", "-o", out, "-w", "0", "--quiet")
     assert cli(*args).returncode == 0
-    (tmp_path / ".s.csv.files.csv").unlink(missing_ok=True)  # as an earlier version left it
+    (tmp_path / ".s.csv.files").unlink(missing_ok=True)  # as an earlier version left it
     before = out.read_text()
     replace(src / "astronaut.png", other)
     res = cli(*args)

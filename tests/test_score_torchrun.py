@@ -196,7 +196,7 @@ def test_torchrun_score_scores_a_replaced_photo_again(tmp_path, photos, cli):
     out = tmp_path / "s.csv"
     args = ("score", src, "-m", "classical", "-o", out, "-w", "0", "-q")
     assert run_attiqa(*args, ranks=2).returncode == 0
-    assert not list(tmp_path.glob(".s.csv.rank*")) and (tmp_path / ".s.csv.files.csv").is_file()
+    assert not list(tmp_path.glob(".s.csv.rank*")) and (tmp_path / ".s.csv.files").is_file()
     fresh = tmp_path / "fresh.csv"
     assert cli("score", other, "-m", "classical", "-o", fresh, "-w", "0", "-q").returncode == 0
     shutil.copyfile(other, src / "astronaut.png")  # replaced in place
