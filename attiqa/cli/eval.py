@@ -32,6 +32,7 @@ from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import OUT_FIX
 from attiqa.io.commands import Command
+from attiqa.limits import MAX_EPOCHS
 from attiqa.progress import console, plain, plain_failure, plain_name
 
 
@@ -409,7 +410,9 @@ def bench_cmd(
     method: str | None = typer.Option(
         None, "--method", help="Row name in the table (default: ATTIQA with --init)."
     ),
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the config's epochs."),
+    epochs: int | None = typer.Option(  # bounded as the config's (was told as finetune.epochs, not named)
+        None, "--epochs", min=1, max=MAX_EPOCHS, help="Override the config's epochs."
+    ),
     device: str | None = typer.Option(
         None, "--device", help="Override the config's device: auto | cpu | cuda | cuda:N."
     ),

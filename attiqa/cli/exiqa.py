@@ -9,7 +9,7 @@ import typer
 
 from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, learning_rate, seed_option
 from attiqa.cli._common import device as device_str
-from attiqa.limits import MAX_PROMPTS
+from attiqa.limits import MAX_EPOCHS, MAX_PROMPTS
 from attiqa.progress import console, plain_name
 
 
@@ -21,7 +21,7 @@ def train_exiqa_cmd(
     clip: str = typer.Option(
         "ViT-B-16/openai", help="CLIP ViT: open_clip MODEL/TAG, MODEL/path/weights, or an open_clip folder."
     ),
-    epochs: int = typer.Option(100, min=1, help="Epochs (paper §V-B2: 100)."),
+    epochs: int = typer.Option(100, min=1, max=MAX_EPOCHS, help="Epochs (paper §V-B2: 100)."),
     warmup_epochs: int | None = typer.Option(
         None, min=0, help="Linear warmup epochs (default: a fifth of --epochs, the paper's 20 of 100)."
     ),
@@ -91,7 +91,9 @@ def train_exiqa_regressor_cmd(
     mos: Path = typer.Option(
         ..., "--mos", help="MOS CSV with columns image,mos (paths relative to the CSV)."
     ),
-    epochs: int = typer.Option(100, min=1, help="Epochs (paper §V-B2: 100, cosine schedule)."),
+    epochs: int = typer.Option(
+        100, min=1, max=MAX_EPOCHS, help="Epochs (paper §V-B2: 100, cosine schedule)."
+    ),
     lr: float = typer.Option(
         1e-3, callback=learning_rate, help="AdamW learning rate (ours; the paper gives none for this stage)."
     ),

@@ -113,21 +113,26 @@ SET_DEPTH = 3
 make-distorted set's ``images/r<round>/`` two above."""
 
 
-def _made_set(folder: Path, named: set[str], sets: dict[Path, str | None]) -> tuple[Path, str] | None:
+def _made_set(folder: Path, named: set[str], sets: dict[tuple[Path, str], bool]) -> tuple[Path, str] | None:
     """The earlier output (folder, the command that made it) an image in ``folder`` belongs to, read from its
     own record (``sources.json``; make-distorted's ``meta.json``); None when none is, or a folder named as a
-    source is met first (the set named, or a folder inside it: read)."""
+    source is met first (the set named, or a folder inside it: read). ``sets``: each record read once, kept
+    by (folder, command) — a graded set's folder is one only for its own images, so a folder met first above
+    another's images (``photos/degraded/extra``) is still read as a graded set for its own (was: taken for
+    photos, by the order the images were found in)."""
     from attiqa.distortions.multi import is_distorted_set
 
     d = folder
     for depth in range(SET_DEPTH):
         if os.path.realpath(d) in named:
             return None
-        if d not in sets:
-            graded = depth == 0 and is_graded_set(d)
-            sets[d] = "degrade" if graded else "make-distorted" if is_distorted_set(d) else None
-        if sets[d] is not None and (depth == 0 or sets[d] == "make-distorted"):
-            return d, str(sets[d])
+        for by, test in (("degrade", is_graded_set), ("make-distorted", is_distorted_set)):
+            if by == "degrade" and depth:  # a graded set's images lie flat in it
+                continue
+            if (d, by) not in sets:
+                sets[d, by] = test(d)
+            if sets[d, by]:
+                return d, by
         d = d.parent
     return None
 
@@ -144,7 +149,7 @@ def without_graded_sets(files: list[Path], sources: Sequence[str | Path], say: b
 
     named = {os.path.realpath(s) for s in sources}
     found: dict[Path, tuple[Path, str] | None] = {}
-    sets: dict[Path, str | None] = {}
+    sets: dict[tuple[Path, str], bool] = {}
     kept: list[Path] = []
     left: dict[tuple[Path, str], int] = {}
     for f in files:

@@ -109,17 +109,25 @@ class MultiResult:
 META_FILE = "meta.json"
 RECIPE = "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)"
 SOURCES_RECORD = "source_files.jsonl"  # :func:`attiqa.io.file_identity.read_sources`' record of the sources
+SET_KEYS = ("rounds", "seed", "distortions", "sources", "recipe")
+"""The settings every make-distorted has recorded in its ``meta.json`` (since its first version): a set is
+known by them, not by the recipe's text — a set written before a rewording of it is still one."""
 
 
 def is_distorted_set(folder: Path) -> bool:
-    """Whether ``folder`` holds a make-distorted set, by its own record (``meta.json`` with this recipe and
-    its sources): a search of a folder above it must not take its images for photos (:func:`attiqa.
-    distortions.graded.without_graded_sets`)."""
+    """Whether ``folder`` holds a make-distorted set, by its own record (``meta.json`` holding its settings,
+    :data:`SET_KEYS`): a search of a folder above it must not take its images for photos (:func:`attiqa.
+    distortions.graded.without_graded_sets`). A user's own ``meta.json`` of other keys is not one."""
     try:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and meta.get("recipe") == RECIPE and isinstance(meta.get("sources"), list)
+    return (
+        isinstance(meta, dict)
+        and all(k in meta for k in SET_KEYS)
+        and isinstance(meta["sources"], list)
+        and isinstance(meta["distortions"], list)
+    )
 
 
 def _item_path(out_dir: Path, rnd: int, index: int, stem: str) -> Path:
