@@ -195,7 +195,6 @@ def _rows(out: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-@pytest.mark.serial(reason="its kill must land mid-run: a race with the run's pace")
 def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos, cli):
     paths = _many_images(tmp_path / "imgs", photos, 100)
     out = tmp_path / "s.csv"
@@ -223,7 +222,6 @@ def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos, cli):
     assert sorted(r["image"] for r in final) == sorted(str(p) for p in paths)  # each image exactly once
 
 
-@pytest.mark.serial(reason="its signal must land mid-run: a race with the run's pace")
 def test_sigterm_to_the_process_group_with_decode_workers_ends_cleanly(tmp_path, photos):
     """Slurm's scancel, torchrun or `kill -- -PGID` signal the decode workers too: a worker killed by it made
     torch print "DataLoader worker ... is killed by signal" with a traceback (2 of 3 tries, session 32)."""

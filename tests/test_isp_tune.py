@@ -855,7 +855,6 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("deathsig", [True, False], ids=["prctl", "sentinel-thread"])
-@pytest.mark.serial(reason="asserts a process ends within a wall-clock deadline")
 def test_env_workers_end_when_their_parent_is_killed(tmp_path, deathsig):
     """**Was** (session 35): after a ``kill -9`` of ``isp-tune --n-envs 2`` its env workers ran on until their
     step finished and they wrote to the dead parent (seconds; a BrokenPipeError traceback). A real spawned

@@ -152,7 +152,6 @@ if sys.argv[2] == "wait":
 """
 
 
-@pytest.mark.serial(reason="asserts a process ends within a wall-clock deadline")
 def test_the_kept_worker_ends_with_its_parent(files):
     proc = subprocess.Popen([sys.executable, "-c", KEEP_AND_WAIT, str(files[0].parent), "wait"],
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -176,7 +175,6 @@ def running(pid: int) -> bool:
     return "zombie" not in state
 
 
-@pytest.mark.serial(reason="asserts a process ends within a wall-clock deadline")
 def test_a_process_with_a_kept_worker_exits_at_once_and_quietly(files):
     t0 = time.monotonic()
     run = subprocess.run([sys.executable, "-c", KEEP_AND_WAIT, str(files[0].parent), "exit"],

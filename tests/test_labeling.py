@@ -48,7 +48,6 @@ def test_label_table_and_metadata(photo_dir, tmp_path):
     assert pq.read_table(res.out).num_rows == 5
 
 
-@pytest.mark.serial(reason="its kill must land mid-run: a race with the run's pace")
 def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path, cli):
     paths = _many(photo_dir, 12)  # 60 images
     out = tmp_path / "labels.parquet"

@@ -113,7 +113,6 @@ def test_resume_continues_exactly(tmp_path, label_file, reference_run):
 
 
 @pytest.mark.slow
-@pytest.mark.serial(reason="its kill must land mid-run: a race with the run's pace")
 def test_resume_after_sigkill_loses_and_repeats_nothing(tmp_path, label_file, reference_run):
     out = tmp_path / "killed"
     cfg = json.dumps(asdict(tiny_cfg()))

@@ -55,6 +55,10 @@ def test_adds_to_an_ignored_folder_there_before():
     (HERE / "build" / "out.txt").write_text("x")
 
 
+def test_writes_deeper_inside_an_ignored_folder():  # runs/demo/x.csv into a runs/demo/ there before
+    (HERE / "build" / "demo" / "x.csv").write_text("x")
+
+
 def test_writes_under_tmp_path(tmp_path):
     (tmp_path / "fine.txt").write_text("fine")
 """
@@ -93,10 +97,10 @@ def pytest_run(folder: Path, plugin: str, *args: str, bytecode: str = "1") -> su
 
 def git_checkout(folder: Path, test_source: str) -> Path:
     """``folder``: a git checkout with a committed ``kept.txt``, ``kept_module.py``, ``models/keep.txt`` and
-    ``test_it.py``; ``runs/``, ``build/`` and ``*.safetensors`` ignored, ``build/`` and
+    ``test_it.py``; ``runs/``, ``build/`` and ``*.safetensors`` ignored, ``build/demo/`` and
     ``models/old.safetensors`` there."""
     (folder / "models").mkdir(parents=True)
-    (folder / "build").mkdir()
+    (folder / "build" / "demo").mkdir(parents=True)
     (folder / "build" / "old.txt").write_text("old")
     (folder / "models" / "keep.txt").write_text("kept")
     (folder / "models" / "old.safetensors").write_bytes(b"old")
@@ -122,14 +126,22 @@ def test_a_run_that_writes_into_the_checkout_fails_and_lists_what_it_wrote(tmp_p
     (repo / "models" / "mine").mkdir()  # an empty folder of the user's, there before the run
     done = pytest_run(repo, "tree_guard", *workers)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "8 passed" in done.stdout  # the tests themselves pass: the run fails
+    assert "9 passed" in done.stdout  # the tests themselves pass: the run fails
     section = done.stdout.split("files written into the source tree", 1)[1]
     assert section.count("files written into the source tree") == 0  # said once, by the controller
-    assert "created or changed 9 path(s)" in section
-    lines = ("?? config.json", "!! finetune/last.safetensors", " M kept.txt", "!! runs/",
-             "?? empty/", "?? models/empty/deeper/",  # git lists no folder: empty ones were missed
-             "!! models/w.safetensors", "!! models/old.safetensors (written again)",  # ignored: missed
-             "!! build/ (written again)")  # fmt: skip
+    assert "created or changed 10 path(s)" in section
+    lines = (
+        "?? config.json",
+        "!! finetune/last.safetensors",
+        " M kept.txt",
+        "!! runs/",
+        "?? empty/",
+        "?? models/empty/deeper/",  # git lists no folder: empty ones were missed
+        "!! models/w.safetensors",
+        "!! models/old.safetensors (written again)",  # ignored: missed
+        "!! build/out.txt",
+        "!! build/demo/x.csv",
+    )  # inside an ignored folder, named: the deeper one was missed
     for line in lines:
         assert f"  {line}\n" in section
     assert "mine" not in section and "fine.txt" not in section and "old.txt" not in section
@@ -142,7 +154,7 @@ def test_a_clean_run_passes_and_a_folder_outside_git_is_not_checked(tmp_path):
     assert (repo / "__pycache__").is_dir()
     plain = tmp_path / "plain"
     (plain / "models").mkdir(parents=True)
-    (plain / "build").mkdir()
+    (plain / "build" / "demo").mkdir(parents=True)
     (plain / "test_it.py").write_text(STRAY.replace('(HERE / "kept.txt")', '(HERE / "other.txt")'))
     done = pytest_run(plain, "tree_guard")
     assert done.returncode == 0 and "source tree" not in done.stdout, done.stdout + done.stderr

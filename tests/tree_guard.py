@@ -3,12 +3,15 @@
 A test run once wrote ``config.json`` and ``finetune/`` into the repository's root and they were committed
 (removed in 3e3043a): a test's output belongs under ``tmp_path``. The plugin takes a picture of the checkout
 when the session starts — ``git status --porcelain --untracked-files=all --ignored=matching`` with each listed
-path's size and mtime (ignored files such as a ``*.safetensors`` beside the sources are listed; an ignored
-folder such as ``runs/`` or ``.venv/`` is listed whole, its mtime telling an entry added right inside it), the
-empty folders among the untracked ones (git lists no folder), and the names at the repository's root — and
-again when it ends, and lists what differs. Under pytest-xdist only the controller looks (before the workers
-start, after they end). Outside a git checkout, or without git, it does nothing. ``tests/conftest.py``
-registers it; a pytest run elsewhere loads it with ``-p tree_guard`` (``tests/`` on ``PYTHONPATH``).
+path's size and mtime (ignored files such as a ``*.safetensors`` beside the sources are listed; git lists an
+ignored folder such as ``runs/`` whole, so the guard lists what is inside it too, at any depth: a file written
+into a ``runs/demo/`` there before changes no mtime git's line shows — but for a virtual environment, whose
+tens of thousands of files would cost a second a look, and whose own mtime tells an entry added right inside
+it), the empty folders among the untracked ones (git lists no folder), and the names at the repository's
+root — and again when it ends, and lists what differs. Under pytest-xdist only the controller looks (before
+the workers start, after they end). Outside a git checkout, or without git, it does nothing.
+``tests/conftest.py`` registers it; a pytest run elsewhere loads it with ``-p tree_guard`` (``tests/`` on
+``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ class Snapshot:
         self.status = _status(root)
         self.status.update(dict.fromkeys(_empty_folders(root), "??"))
         self.stamps = {path: _stamp(root / path) for path in self.status}
+        self.inside = {
+            path: _tree(root, path)
+            for path, code in self.status.items()
+            if code == "!!" and path.endswith("/") and not (root / path / "pyvenv.cfg").exists()
+        }
         self.names = {p.name for p in root.iterdir()} - OWN_NAMES
 
     def changes(self) -> list[str]:
@@ -52,6 +60,24 @@ class Snapshot:
         lines += [
             f"{self.status[path]} {path} (no longer so)" for path in self.status if path not in now.status
         ]
+        for folder, before in self.inside.items():  # a folder there before: what changed inside it, named
+            after = now.inside.get(folder)
+            if after is None:
+                continue
+            lines += [f"!! {path}" for path in after if path not in before]
+            lines += [
+                f"!! {path} (written again)"
+                for path in after
+                if path in before and after[path] != before[path]
+            ]
+            gone = [path for path in before if path not in after]  # an empty folder filled is not gone
+            lines += [
+                f"!! {path} (no longer so)"
+                for path in gone
+                if not (path.endswith("/") and any(p.startswith(path) for p in after))
+            ]
+            if after != before:  # the folder's own line says no more than the paths inside it
+                lines = [line for line in lines if line != f"!! {folder} (written again)"]
         listed = {path.split("/")[0] for path in now.status}
         lines += [f"new at the root: {name}" for name in now.names - self.names - listed]
         return sorted(set(lines))
@@ -85,6 +111,33 @@ def _empty_folders(root: Path) -> list[str]:
             if not dirs and not files:
                 found.append(Path(folder).relative_to(root).as_posix() + "/")
             dirs[:] = [d for d in dirs if d not in OWN_NAMES]
+    return found
+
+
+def _tree(root: Path, folder: str) -> dict[str, tuple[int, int] | None]:
+    """The files (size, mtime) and empty folders (``dir/``, no stamp) inside ``folder``, at any depth: what a
+    test writes there shows, however deep."""
+    found: dict[str, tuple[int, int] | None] = {}
+    pending = [folder.rstrip("/")]
+    while pending:
+        current = pending.pop()
+        try:
+            entries = list(os.scandir(root / current))
+        except OSError:
+            continue
+        if not entries and current != folder.rstrip("/"):
+            found[current + "/"] = None
+        for entry in entries:
+            path = f"{current}/{entry.name}"
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in OWN_NAMES:
+                        pending.append(path)
+                else:
+                    st = entry.stat(follow_symlinks=False)
+                    found[path] = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                continue
     return found
 
 
