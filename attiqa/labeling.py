@@ -13,6 +13,12 @@ files; rank 0 merges after a barrier. The Parquet schema metadata records the te
 The ``image`` column holds each image's absolute path as UTF-8 text; a file name that is not valid UTF-8
 (Parquet strings must be) is stored as a ``file:`` URI with its bytes percent-encoded, and
 :func:`label_paths` reads every row back to the very same path (see :mod:`attiqa.io.names`).
+
+Photos replaced in place: each table and part file records its rows' file identities
+(:func:`attiqa.io.file_identity.file_identity`) in its schema metadata under :data:`FILES_KEY` (a JSON list
+in row order — not a column: pretraining takes every column but ``image`` for a label). A rerun drops the
+rows whose photo changed since and labels those again, said in one line; a table of a version before has
+no identities and resumes as before (its rows kept).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import pyarrow.parquet as pq
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
+from attiqa.io.file_identity import changed_files, changed_words, file_identity
 from attiqa.io.names import common_folder, order_under, path_text, text_path, under_roots
 from attiqa.io.run_meta import differing_settings
 from attiqa.launch import launched_rank, launched_world_size
@@ -42,6 +49,7 @@ from attiqa.teachers.base import Teacher
 from attiqa.teachers.clip import same_clip
 
 META_KEY = b"attiqa_labels"
+FILES_KEY = b"attiqa_files"  # the rows' file identities, a JSON list in row order (module docstring)
 
 
 @dataclass
@@ -105,6 +113,67 @@ def _read_table(path: Path) -> pa.Table:
         raise AttiqaError(f"{path}: unreadable label file ({exc}) — delete it to start over") from None
     finally:
         parquet.close()
+
+
+def row_identities(table: pa.Table) -> list[str | None]:
+    """The file identity of each row of ``table`` (None: not recorded — a table of an earlier version)."""
+    raw = (table.schema.metadata or {}).get(FILES_KEY)
+    try:
+        ids = json.loads(raw) if raw is not None else None
+    except ValueError:
+        ids = None
+    if not isinstance(ids, list) or len(ids) != table.num_rows:
+        return [None] * table.num_rows
+    return [i if isinstance(i, str) else None for i in ids]
+
+
+def with_identities(table: pa.Table, ids: Sequence[str | None]) -> pa.Table:
+    """``table`` whose metadata records ``ids`` (one per row) under :data:`FILES_KEY`."""
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != FILES_KEY}
+    return table.replace_schema_metadata({**meta, FILES_KEY: json.dumps(list(ids)).encode()})
+
+
+def _label_files(out: Path) -> list[Path]:
+    """The table and a stopped run's part files, those there."""
+    pdir = parts_dir(out)
+    return ([out] if out.is_file() else []) + (sorted(pdir.glob("*.parquet")) if pdir.is_dir() else [])
+
+
+def _held_identities(out: Path) -> dict[str, str | None]:
+    """Each labelled image's recorded file identity, in ``out`` and its part files."""
+    held: dict[str, str | None] = {}
+    for path in _label_files(out):
+        table = _read_table(path) if path == out else pq.read_table(path, columns=["image"])
+        for image, ident in zip(table.column("image").to_pylist(), row_identities(table), strict=True):
+            held.setdefault(image, ident)
+    return held
+
+
+def _drop_rows(path: Path, images: set[str], part: bool) -> None:
+    """Rewrite ``path`` (the table or a part, atomically, identities kept in step) without ``images``'
+    rows; a part left with none is removed."""
+    table = _read_table(path)
+    names, ids = table.column("image").to_pylist(), row_identities(table)
+    keep = [i for i, im in enumerate(names) if im not in images]
+    if len(keep) == len(names):
+        return
+    if not keep and part:
+        path.unlink(missing_ok=True)
+        return
+    kept = with_identities(table.take(pa.array(keep, pa.int64())), [ids[i] for i in keep])
+    with atomic_path(path) as tmp:
+        pq.write_table(kept, tmp)
+
+
+def forget_replaced(out: Path, paths: Sequence[Path]) -> int:
+    """Drop from ``out`` and its part files the rows of ``paths`` whose photo changed since it was
+    labelled (another file under the same path), so they are labelled again; returns how many."""
+    held = _held_identities(out)
+    changed = changed_files(held, ((path_text(p), p) for p in paths))
+    if changed:
+        for path in _label_files(out):
+            _drop_rows(path, changed, path != out)
+    return len(changed)
 
 
 def done_images(out: Path) -> set[str]:
@@ -206,12 +275,18 @@ def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
 
 
 def _write_part(
-    pdir: Path, rank: int, seq: int, images: list[str], scores: np.ndarray, schema: pa.Schema
+    pdir: Path,
+    rank: int,
+    seq: int,
+    images: list[str],
+    scores: np.ndarray,
+    schema: pa.Schema,
+    ids: Sequence[str | None],
 ) -> None:
     arrays = [pa.array(images, pa.string())] + [
         pa.array(scores[:, j], pa.float32()) for j in range(scores.shape[1])
     ]
-    table = pa.Table.from_arrays(arrays, schema=schema)
+    table = with_identities(pa.Table.from_arrays(arrays, schema=schema), ids)
     name = f"rank{rank:03d}-{time.time_ns()}-{seq:06d}.parquet"
     with atomic_path(pdir / name) as tmp:
         pq.write_table(table, tmp)
@@ -238,6 +313,7 @@ def merge_parts(out: Path, schema: pa.Schema | None = None, roots: Sequence[str 
         return 0
     if schema is None:
         schema = tables[-1].schema
+    ids = [i for t in tables for i in row_identities(t)]
     tables = [t.cast(schema) if t.schema != schema else t for t in tables]
     merged = pa.concat_tables(tables)
     # keep the first label per image (earlier runs win), then sort by path for stable files
@@ -250,9 +326,10 @@ def merge_parts(out: Path, schema: pa.Schema | None = None, roots: Sequence[str 
         keep = [firsts[j] for j in order_under([text_path(images[i]) for i in firsts], roots)]
     else:
         keep = sorted(firsts, key=lambda i: images[i])
-    merged = merged.take(pa.array(keep, pa.int64()))
+    merged = merged.take(pa.array(keep, pa.int64())).replace_schema_metadata(schema.metadata)
+    merged = with_identities(merged, [ids[i] for i in keep])
     with atomic_path(out) as tmp:
-        pq.write_table(merged.replace_schema_metadata(schema.metadata), tmp)
+        pq.write_table(merged, tmp)
     for p in parts:
         p.unlink(missing_ok=True)
     if pdir.is_dir() and not any(pdir.iterdir()):
@@ -333,7 +410,13 @@ def _rename_rows(path: Path, mapping: dict[str, str]) -> int:
     n = sum(a != b for a, b in zip(images, moved, strict=True))
     if n:
         column = table.schema.get_field_index("image")
+        # a moved row's photo is the one labelled (moved_rows' rule): its identity is the new file's
+        ids = [
+            i if a == b else file_identity(text_path(b))
+            for a, b, i in zip(images, moved, row_identities(table), strict=True)
+        ]
         table = table.set_column(column, table.schema.field(column), pa.array(moved, pa.string()))
+        table = with_identities(table, ids)
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp)
     return n
@@ -366,8 +449,9 @@ def keep_only(out: Path, paths: Sequence[Path]) -> list[str]:
     keep = [i for i, im in enumerate(images) if im in wanted]
     if len(keep) == len(images):
         return []
+    ids = row_identities(table)
     with atomic_path(out) as tmp:
-        pq.write_table(table.take(pa.array(keep, pa.int64())), tmp)
+        pq.write_table(with_identities(table.take(pa.array(keep, pa.int64())), [ids[i] for i in keep]), tmp)
     kept = set(keep)
     return [im for i, im in enumerate(images) if i not in kept]
 
@@ -404,6 +488,10 @@ def label_images(
     all_paths = [Path(os.path.abspath(p)) for p in paths]  # absolute: the table is usable from any folder
     if rank == 0:
         follow_moved_folder(out, all_paths, roots)
+        if changed := forget_replaced(out, all_paths):
+            from attiqa.progress import console
+
+            console.print(f"[yellow]{changed_words(changed, 'labelled')}")
     if world_size > 1:  # the table rewritten before any rank reads it
         with collective():
             barrier()
@@ -414,6 +502,8 @@ def label_images(
         with collective():  # a lost peer: PeerLost, one line
             barrier()
     todo = todo[rank::world_size]
+    # taken before the photo is read: one replaced while it is labelled is labelled again by the next run
+    identity_at_start = {p: file_identity(p) for p in todo}
     pdir = parts_dir(out)
     pdir.mkdir(parents=True, exist_ok=True)
     if rank == 0:  # temps of a killed run (never a live writer's: see remove_orphan_temps)
@@ -432,7 +522,9 @@ def label_images(
             if not np.all(np.isfinite(scores)):
                 bad = [str(todo[batch.indices[i]]) for i in np.where(~np.isfinite(scores).all(1))[0]]
                 raise AttiqaError(f"teacher produced non-finite scores for {bad[:3]} — report this as a bug")
-            _write_part(pdir, rank, seq, [path_text(todo[i]) for i in batch.indices], scores, schema)
+            names = [path_text(todo[i]) for i in batch.indices]
+            ids = [identity_at_start[todo[i]] for i in batch.indices]
+            _write_part(pdir, rank, seq, names, scores, schema, ids)
             labelled += len(batch.indices)
         if on_batch:
             on_batch(len(batch.indices), len(batch.errors))

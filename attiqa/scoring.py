@@ -8,6 +8,9 @@ as errors, never exceptions.
 
 :class:`ScoreWriter` is ``attiqa score``'s output: validated before any model call, written batch by
 batch (a kill keeps every finished row), resumed by a rerun (images already in the file are skipped).
+A row whose photo was replaced since (:mod:`attiqa.io.file_identity`, recorded per row in a hidden
+``.NAME.files`` beside the file — the file's own columns stay those a user reads) is dropped and
+scored again (:func:`forget_replaced_scores`); a file of a version before the record resumes as before.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from attiqa.io.atomic import (
 )
 from attiqa.io.batching import inference_num_workers, iter_image_batches
 from attiqa.io.commands import Command
+from attiqa.io.file_identity import changed_files, file_identity
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
 VIEW_PIXELS = 5 * 320 * 320  # an image's view that --batch-size counts whole (paper §4.2: five 320-px crops)
@@ -261,6 +265,13 @@ class ScoreWriter:
         self.record = self.out.with_name(f".{self.out.name}.scorer.json") if identity is not None else None
         if self.record is not None:
             self._check_identity(self.record, identity or {})
+        # rows whose photo was replaced since: dropped, scored again (under torchrun rank 0 did it first)
+        self.changed = 0 if self.sharded else forget_replaced_scores(self.out)
+        self.identities = (
+            self.out.with_name(f".{self.out.name}.rank{rank}.files")
+            if self.sharded
+            else self.out.with_name(f".{self.out.name}.files")
+        )
         self.done: set[str] = set()
         self.created = not self.out.exists()
         self._kept_rows: list[dict] = []  # what the file is rewritten from (JSON; sharded: earlier rows)
@@ -364,6 +375,7 @@ class ScoreWriter:
                     self.done.update(r["image"] for r in rows)
                     self.found_rows.extend(rows if self.keep_rows and not self.is_json else [])
             part.unlink(missing_ok=True)
+        _fold_identities(self.out)
 
     def _read_table(self, path: Path, data: bytes | None = None) -> list[dict]:
         """The rows of a finished CSV/TSV score file or a journal (``data``: its bytes, when the caller has
@@ -441,6 +453,7 @@ class ScoreWriter:
         held until all is done: the counts said at an interruption are those of the rows in the file."""
         with interrupts_held():
             self._append(rows)
+            _append_identities(self.identities, rows)
             self.written += len(rows)
             if on_commit is not None:
                 on_commit()
@@ -460,6 +473,8 @@ class ScoreWriter:
             self.out.unlink(missing_ok=True)
         if self.record is not None and not self.out.exists():
             self.record.unlink(missing_ok=True)
+        if not self.out.exists():
+            self.identities.unlink(missing_ok=True)
 
     def close(self, failed: Sequence[ImageLoadError] = ()) -> Path:
         """Finish the file (JSON: the whole document, atomically; the journal is removed). Sharded: only
@@ -487,6 +502,7 @@ class ScoreWriter:
             self._write(rows, failed)
         for part in journals:
             part.unlink(missing_ok=True)
+        _fold_identities(self.out)
         if self.record is not None and not self.out.exists():
             self.record.unlink(missing_ok=True)
         return rows
@@ -494,6 +510,94 @@ class ScoreWriter:
     def _write(self, rows: list[dict], failed: Sequence[ImageLoadError]) -> None:
         run = ScoreRun(self.columns, rows, list(failed))
         write_scores(run, self.out, self.meta)
+
+
+def _identity_files(out: Path) -> list[Path]:
+    """Where ``out``'s rows' file identities are recorded: the one-process writer's record, then each
+    torchrun rank's (newer: folded into the first once the ranks' rows are in the file)."""
+    ranks = sorted(out.parent.glob(f".{glob.escape(out.name)}.rank*.files"))
+    return [out.with_name(f".{out.name}.files"), *ranks]
+
+
+def _read_identities(out: Path) -> dict[str, str]:
+    """Each image's last recorded identity (a line cut by a kill is left out)."""
+    found: dict[str, str] = {}
+    for path in _identity_files(out):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        text = data[: data.rfind(b"\n") + 1].decode(ENCODING, ERRORS)
+        for cells in csv.reader(io.StringIO(text, newline="")):
+            if len(cells) == 2:
+                found[read_cell(cells[0])] = cells[1]
+    return found
+
+
+def _append_identities(path: Path, rows: Sequence[dict]) -> None:
+    """Record ``rows``' images' identities as they are now (after they were scored), fsynced."""
+    lines = [(r["image"], ident) for r in rows if (ident := file_identity(r["image"])) is not None]
+    if lines:
+        with open(path, "ab") as fh:
+            fh.write(csv_bytes(["image", "file"], lines).split(b"\n", 1)[1])
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _fold_identities(out: Path) -> None:
+    """The ranks' identity records folded into the one-process record (atomically), then removed: a later
+    one-process run's entries, appended to it, are then the newest."""
+    main, *ranks = _identity_files(out)
+    if not ranks:
+        return
+    found = _read_identities(out)
+    write_bytes_atomic(main, csv_bytes(["image", "file"], found.items()).split(b"\n", 1)[1])
+    for r in ranks:
+        r.unlink(missing_ok=True)
+
+
+def _drop_csv_rows(path: Path, images: set[str], delimiter: str) -> None:
+    """Rewrite a score CSV/TSV or journal (atomically) without ``images``' rows; its cells as they were."""
+    data = path.read_bytes()
+    text = data[: data.rfind(b"\n") + 1].decode(ENCODING, ERRORS)
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    kept = [r for i, r in enumerate(rows) if i == 0 or not r or read_cell(r[0]) not in images]
+    if len(kept) == len(rows):
+        return
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=delimiter, lineterminator="\n").writerows(kept)
+    write_bytes_atomic(path, buf.getvalue().encode(ENCODING, ERRORS))
+
+
+def forget_replaced_scores(out: str | Path) -> int:
+    """Drop from the score file ``out`` and the journals beside it the rows whose photo was replaced since
+    it was scored (its recorded identity differs), so a resume scores it again; returns how many. One
+    process alone (under torchrun rank 0, before any rank reads the journals). A file of a version before
+    the record holds no identities: nothing is dropped."""
+    out = Path(out)
+    recorded = _read_identities(out)
+    if not recorded:
+        return 0
+    changed = changed_files(recorded, ((im, Path(im)) for im in recorded))
+    if not changed:
+        return 0
+    journals = [
+        *sorted(out.parent.glob(f".{glob.escape(out.name)}.rank*.partial.csv")),
+        out.with_name(f".{out.name}.partial.csv"),
+    ]
+    held = [j for j in journals if j.is_file()]
+    if out.is_file() and out.suffix.lower() == ".json":
+        try:
+            doc = json.loads(out.read_text(encoding="utf-8"))
+            doc["results"] = [r for r in doc["results"] if r.get("image") not in changed]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return 0  # not a score document: the writer's own reading says so
+        write_text_atomic(out, json_text(doc))
+    elif out.is_file():
+        _drop_csv_rows(out, changed, _delimiter(out))
+    for j in held:
+        _drop_csv_rows(j, changed, ",")
+    return len(changed)
 
 
 @dataclass

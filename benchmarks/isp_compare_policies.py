@@ -55,7 +55,7 @@ def main() -> None:
     agents, budgets = {}, {}
     for spec in args.policy:
         name, path = spec.split("=", 1)
-        policy, card = load_policy(resolve_policy(path))
+        policy, card = load_policy(resolve_policy(path, f"--policy {name}="))  # its advice keeps NAME=
         agents[name] = (policy, card)
         if name in given:
             calls = int(given[name])

@@ -28,14 +28,13 @@ from isp_speed import best_of_interleaved  # noqa: E402
 from attiqa.cli import run_app  # noqa: E402
 from attiqa.io.images import load_image, save_image  # noqa: E402
 from isp_env.isp import develop, finish  # noqa: E402
-from isp_env.params import neutral  # noqa: E402
+from isp_env.params import file_stamp, neutral  # noqa: E402
 from isp_env.raw import find_raws, read_raw  # noqa: E402
-from isp_env.run import file_stamp  # noqa: E402
 from isp_env.run_inputs import ends  # noqa: E402
 
 
 def timed(png: Path, repeats: int) -> tuple[float, float, float]:
-    """Seconds for the whole file's SHA-256 (:func:`isp_env.run.file_stamp`), the ends' hash, a decode."""
+    """Seconds for the whole file's SHA-256 (:func:`isp_env.params.file_stamp`), the ends' hash, a decode."""
     return tuple(  # type: ignore[return-value]
         best_of_interleaved(
             [

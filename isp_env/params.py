@@ -29,6 +29,7 @@ import numpy as np
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import write_json_atomic
+from attiqa.io.hashes import sha256_of
 from attiqa.progress import plain_name
 
 
@@ -296,3 +297,22 @@ def read_values(path: str | Path, problem: str, fix: str) -> dict[str, float]:
         return given_values(json.loads(Path(path).read_text()))
     except (OSError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: {problem} ({exc}) — {fix}") from None
+
+
+def file_stamp(path: Path, *, hashed: bool) -> list[int | str] | None:
+    """A file's stamp, or None when it cannot be read: its size, then with ``hashed`` the SHA-256 of all its
+    bytes, else its modification time (ns).
+
+    ``hashed`` (a render's sidecar, checked on a resume): what changes when a file is cut short, replaced,
+    rewritten with other pixels or damaged anywhere. The hash of its first and last 64 KiB
+    (:func:`isp_env.run_inputs.ends`) missed damage in the middle of a PNG of the same size, and the damaged
+    render was kept; the whole file costs a small fraction of a decode (docs/isp.md, "Checking renders on a
+    resume"). Not its mtime: a resumed run's records equal an uninterrupted run's, file for file.
+
+    Not ``hashed`` (the raws of a run's invocation, a finished run's files): unchanged since the run
+    finished, without reading a finished run's full-resolution renders again."""
+    try:
+        st = path.stat()
+        return [st.st_size, sha256_of(path) if hashed else st.st_mtime_ns]
+    except OSError:
+        return None

@@ -3,23 +3,25 @@ missing one before torch loads; :mod:`isp_env.policy_io` reads what it names."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
 from attiqa.errors import ModelLoadError, did_you_mean
+from attiqa.io.run_meta import differing_settings
+from isp_env.params import file_stamp
 
 DEFAULT_POLICY = Path(__file__).parent / "data" / "policy-default.safetensors"
 FINISH_RUN = "finish it: rerun the isp-tune command that started it (--out {run}: it resumes), then use it"
 """The fix for a run folder given as a policy before its training finished."""
 
 
-def resolve_policy(spec: str | Path, option: str = "--policy", finished: bool = True) -> Path:
+def resolve_policy(spec: str | Path, option: str = "--policy") -> Path:
     """``default`` -> the policy shipped with the package (docs/isp.md has its card); a run folder -> its
     policy.safetensors, once its training has finished (:func:`training_left`: the one place that decides it,
-    for ``render``, ``check`` and ``--init-policy`` alike — render alone refused a stale one, the others took
-    it without a word); else a path. ``option``: the caller's option, named in the refusal's fix.
-    ``finished=False``: a run folder's policy whatever its training is at since — the ``--init-policy`` of a
-    run already started (:func:`started_from`), which started from that file."""
+    for ``render``, ``check``, ``--init-policy`` and the benchmarks alike); else a path. ``option``: the
+    caller's option, named in the refusal's fix (with a name, ``--policy sac=``: the name and the path are
+    one argument). The ``--init-policy`` of a run already started: :func:`init_policy_file`."""
     if str(spec) == "default":
         if not DEFAULT_POLICY.exists():
             raise ModelLoadError(
@@ -40,10 +42,12 @@ def resolve_policy(spec: str | Path, option: str = "--policy", finished: bool = 
                 "RUN/policy.safetensors"
             )
         # an earlier, shorter training's policy: was used without a word
-        if finished and (left := training_left(path)):
+        if left := training_left(path):
+            flag, _, name = option.partition(" ")  # "--policy sac=": the name goes before the path
+            anyway = shlex.quote(name + str(path / "policy.safetensors"))
             raise ModelLoadError(
-                f"{option} {path}: its training has not finished ({left}) — {FINISH_RUN.format(run=path)}; "
-                f"or use that earlier policy anyway: {option} {shlex.quote(str(path / 'policy.safetensors'))}"
+                f"{flag} {name}{path}: its training has not finished ({left}) — "
+                f"{FINISH_RUN.format(run=path)}; or use that earlier policy anyway: {flag} {anyway}"
             )
         return path / "policy.safetensors"
     card_of = path.with_suffix(".safetensors")
@@ -64,19 +68,37 @@ def resolve_policy(spec: str | Path, option: str = "--policy", finished: bool = 
 
 def training_left(run: Path) -> str | None:
     """What says a run folder's training has not finished though a ``policy.safetensors`` is there (one an
-    earlier, shorter training wrote; a run continued with more steps and stopped): its checkpoint further on
-    than the policy, as the files on disk say — else None. Read torch-free, from the JSON beside each."""
-    import json
-
+    earlier training wrote), read torch-free from the run's own records — else None: its checkpoint further
+    on than the policy (continued and stopped after a checkpoint); fewer steps in the policy than its last
+    run asked (run.json's ``asked``: continued with more ``--timesteps`` and stopped before a checkpoint);
+    a teacher fitted with other settings than its last run asked (rerun with other ``--teacher-*`` and
+    stopped). A run.json of a version before ``asked`` is judged by its checkpoint alone."""
     state = find_state(run / "checkpoint")
+    reached = json_field(state / "state.json" if state else None, "num_timesteps")
+    saved = json_field(run / "policy.json", "timesteps")
+    saved = saved if isinstance(saved, int) else None
+    if isinstance(reached, int) and saved is not None and reached > saved:
+        return f"its checkpoint is at step {reached}, its policy.safetensors of step {saved}"
+    asked = json_field(run / "run.json", "asked")
+    if not isinstance(asked, dict):
+        return None
+    steps = asked.get("timesteps")
+    if isinstance(steps, int) and saved is not None and saved < steps:
+        return f"its last run asked {steps} steps, its policy.safetensors is of step {saved}"
+    fit, fitted = asked.get("teacher_fit"), json_field(run / "training.json", "config")
+    if isinstance(fit, dict) and fit != fitted:
+        other = differing_settings(fitted if isinstance(fitted, dict) else {}, fit)
+        return f"its policy.safetensors was fitted with other settings than its last run asked ({other})"
+    return None
+
+
+def json_field(path: Path | None, key: str) -> object:
+    """``key`` of the JSON object in ``path``, None when it cannot be read or has none."""
     try:
-        reached = json.loads((state / "state.json").read_text())["num_timesteps"] if state else None
-        saved = json.loads((run / "policy.json").read_text())["timesteps"]
-    except (OSError, ValueError, KeyError, TypeError):
+        doc = json.loads(path.read_text()) if path is not None else None
+    except (OSError, ValueError):
         return None
-    if not isinstance(reached, int) or not isinstance(saved, int) or reached <= saved:
-        return None
-    return f"its checkpoint is at step {reached}, its policy.safetensors of step {saved}"
+    return doc.get(key) if isinstance(doc, dict) else None
 
 
 def find_state(folder: str | Path) -> Path | None:
@@ -89,8 +111,21 @@ def find_state(folder: str | Path) -> Path | None:
     return None
 
 
-def started_from(out: Path) -> bool:
-    """Whether the run in ``out`` has started (its ``run.json``): its ``--init-policy`` is the file it
-    started from, not refused as a run whose training has not finished — a finished run started from RUN,
-    rerun after RUN was continued and stopped, was refused though nothing it read had changed."""
-    return (Path(out) / "run.json").is_file()
+def init_policy_file(spec: str | Path, out: Path | None) -> Path:
+    """The file the run in ``out`` starts from with ``--init-policy spec``: the one its run.json says it
+    started from (its ``inputs`` stamp, the file unchanged since) whatever that run's training has done
+    since — a finished run started from RUN, rerun after RUN was continued and stopped, was refused though
+    nothing it read had changed; else one :func:`resolve_policy` accepts (a run folder's training finished).
+    A run.json of a version before ``inputs``: its run folder's policy, as that version took it. ``out``
+    None: a run not started (a library caller's training)."""
+    record = out / "run.json" if out is not None else None
+    if record is not None and record.is_file() and str(spec) != "default":
+        path = Path(spec) / "policy.safetensors" if Path(spec).is_dir() else Path(spec)
+        started = json_field(record, "inputs")
+        if path.is_file() and (
+            started is None  # a run.json of a version before the stamps
+            or isinstance(started, dict)
+            and started.get(str(path)) == file_stamp(path, hashed=False)
+        ):
+            return path
+    return resolve_policy(spec, "--init-policy")

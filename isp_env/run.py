@@ -42,7 +42,6 @@ from attiqa.io.atomic import (
 )
 from attiqa.io.commands import Command
 from attiqa.io.formats import RAW_EXTENSIONS
-from attiqa.io.hashes import sha256_of
 from attiqa.io.images import load_image, save_image
 from attiqa.io.names import portable_stem
 from attiqa.io.run_meta import differing_settings
@@ -51,8 +50,8 @@ from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective, kept_generations, search_plan
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import RunFiles, neutral, raw_record, written_values
-from isp_env.policy_files import find_state, resolve_policy, started_from
+from isp_env.params import RunFiles, file_stamp, neutral, raw_record, written_values
+from isp_env.policy_files import find_state, init_policy_file
 from isp_env.policy_io import load_policy, policy_digest
 from isp_env.raw import (
     RawImage,
@@ -90,6 +89,7 @@ from isp_env.tuning import (
     checked_prior,
     checked_setting,
     describe_reward_model,
+    teacher_fit_key,
     teacher_prior,
     train,
     train_teacher,
@@ -333,7 +333,7 @@ def run(
             if given_base is not None and cfg.action_mode == "residual":
                 cfg.base = given_base
             # takes the policy's base and scale, refuses other settings
-            checked_agent_init(cfg, finished=not started_from(out))
+            checked_agent_init(cfg, out=out)
         listing = inputs.listing  # (isp-tune lists them before torch loads: isp_env.run_inputs)
         raws, skipped, groups = listing.raws, listing.skipped, listing.groups
         train_raws, test_raws = listing.train, listing.test
@@ -408,7 +408,7 @@ def run(
                 "base": base,
                 "teacher": asdict(teacher),
                 "test_raws_cap": test_raws_cap,
-                "inputs": input_stamps(base, cfg.init_policy, synth_photos),
+                "inputs": input_stamps(base, cfg.init_policy, synth_photos, out),
                 # by scene: no key, so a run finished before --group-by is still found finished
                 **({"group_by": group_by} if group_by != "scene" else {}),
             },
@@ -443,7 +443,7 @@ def run(
             cfg.view_shorter = scorer_view(mos)
         prior = None  # (before the synthetic raws are written: a prior of other settings is refused)
         if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
-            prior = teacher_prior(cfg.init_policy, cfg, finished=not started_from(out))
+            prior = teacher_prior(cfg.init_policy, cfg, out)
             if base != "global":
                 cfg.base = given_base
             checked_prior(cfg, prior)  # takes the prior's base and scale, refuses others
@@ -468,6 +468,12 @@ def run(
                 cfg.base, base_calls = g["params"], int(g["calls"])
             else:
                 cfg.base = given_base
+        searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)  # a teacher's raws
+        asked = (  # what its policy is of, once finished (policy_files.training_left)
+            {"teacher_fit": teacher_fit_key(cfg, teacher, searched, cfg.init_policy)}
+            if cfg.algo == "teacher"
+            else {"timesteps": cfg.timesteps}
+        )
         plan = {
             **split_now,
             **listing.split_record(),  # group_by (and by camera, the cameras on each side)
@@ -476,6 +482,8 @@ def run(
             "synthetic": len(synth),
             "base_scorer_calls": base_calls,
             "reward_model": reward,
+            "asked": asked,
+            "inputs": invocation["inputs"],  # its --init-policy's file (policy_files.init_policy_file)
         }
         files.write(out / "run.json", run_record(old, {**plan, "config": cfg.learning_key()}))
         console.print(
@@ -484,7 +492,6 @@ def run(
         )
 
         if cfg.algo == "teacher":
-            searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)
             training = train_teacher(out, searched, cfg, mos, groups, teacher, prior=prior, files=files)
         else:
             training = train(out, train_raws + synth, cfg, subprocess=subprocess, files=files)
@@ -553,16 +560,17 @@ def invocation_record(
     return parsed
 
 
-def input_stamps(base: str, init_policy: str | None, synth_photos: Path | None) -> dict[str, Any]:
+def input_stamps(base: str, init_policy: str | None, synth_photos: Path | None, out: Path) -> dict[str, Any]:
     """The stamps (:func:`file_stamp`) of the files other than raws a run reads — a ``--base`` JSON, the
-    ``--init-policy`` and the ``--synth-photos``: a finished run whose base file was edited since is not
-    finished (:func:`finished_run`), as one whose raws were."""
+    ``--init-policy`` (the file the run in ``out`` starts from) and the ``--synth-photos``: a finished run
+    whose base file was edited since is not finished (:func:`finished_run`), as one whose raws were; run.json
+    keeps them too, for :func:`isp_env.policy_files.init_policy_file`."""
     from isp_env.synth import find_photos
 
     named = [] if base in ("neutral", "global") else [Path(base)]
     if init_policy:
         with contextlib.suppress(AttiqaError):  # (refused in its own words by the run's checks)
-            named.append(resolve_policy(init_policy, finished=False))  # the file read, as it was
+            named.append(init_policy_file(init_policy, out))  # the file read
     if synth_photos is not None:
         named += find_photos(synth_photos)
     return {str(p): file_stamp(p, hashed=False) for p in named}
@@ -878,25 +886,6 @@ def pixel_digest(img: np.ndarray) -> str:
     h = hashlib.sha256(repr((img.shape, str(img.dtype))).encode())
     h.update(np.ascontiguousarray(img).data)
     return h.hexdigest()
-
-
-def file_stamp(path: Path, *, hashed: bool) -> list[int | str] | None:
-    """A file's stamp, or None when it cannot be read: its size, then with ``hashed`` the SHA-256 of all its
-    bytes, else its modification time (ns).
-
-    ``hashed`` (a render's sidecar, checked on a resume): what changes when a file is cut short, replaced,
-    rewritten with other pixels or damaged anywhere. The hash of its first and last 64 KiB (:func:`ends`)
-    missed damage in the middle of a PNG of the same size, and the damaged render was kept; the whole file
-    costs a small fraction of a decode (docs/isp.md, "Checking renders on a resume"). Not its mtime: a
-    resumed run's records equal an uninterrupted run's, file for file.
-
-    Not ``hashed`` (the raws of a run's invocation, a finished run's files): unchanged since the run
-    finished, without reading a finished run's full-resolution renders again."""
-    try:
-        st = path.stat()
-        return [st.st_size, sha256_of(path) if hashed else st.st_mtime_ns]
-    except OSError:
-        return None
 
 
 def render_record(png: Path, pixels: str, record: dict[str, Any] | None) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from attiqa.progress import console, plain, plain_failure, plain_name, shown_nam
 from attiqa.scorers.zoo import refuse_unknown_scorer
 from attiqa.splits import say_share
 from isp_env.params import RunFiles, neutral, read_values
-from isp_env.policy_files import resolve_policy, started_from
+from isp_env.policy_files import init_policy_file, resolve_policy
 from isp_env.raw import camera_name, dng_camera, find_raws, probe_raw
 from isp_env.registration import (
     BASE,
@@ -419,7 +419,7 @@ def check_start(
     files = RunFiles.checked(out)  # every kept file read once, before any work; the steps use these
     given_base = None if base == "global" else base_setting(base)
     if init_policy:
-        resolve_policy(init_policy, "--init-policy", finished=not started_from(out))
+        init_policy_file(init_policy, out)
     return RunStart(files, given_base)
 
 

@@ -34,7 +34,7 @@ from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import RenderObjective, guarded_objective, score_together, search_plan
 from isp_env.env import ISPTuningEnv
 from isp_env.params import N_PARAMS, RunFiles, neutral, to_normalized
-from isp_env.policy_files import find_state, resolve_policy
+from isp_env.policy_files import find_state, init_policy_file
 from isp_env.policy_io import (
     algorithms,
     load_policy,
@@ -284,7 +284,7 @@ def train(
             calls_before = int(doc.get("scorer_calls", 0))
             console.print(f"resuming from {plain_name(state_dir)} at step {model.num_timesteps}")
         elif cfg.init_policy:
-            init_from_policy(model, cfg.init_policy, cfg)
+            init_from_policy(model, cfg.init_policy, cfg, run_dir)
         reward = scorer_identity(cfg.scorer)
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
         kept = model.num_timesteps  # a resume's steps: in the count, not in the rate
@@ -331,7 +331,7 @@ def distillable(cfg: TrainConfig, spec: str | Path) -> None:
 
 
 def checked_agent_init(
-    cfg: TrainConfig, spec: str | Path | None = None, adopt: bool = True, finished: bool = True
+    cfg: TrainConfig, spec: str | Path | None = None, adopt: bool = True, out: Path | None = None
 ) -> None:
     """The one check of the policy an RL run starts from (``--init-policy``), before any work: its weights
     are copied as they are, so its actions and observations must mean the same here — its algorithm,
@@ -341,11 +341,12 @@ def checked_agent_init(
     scale where ``cfg`` has none of its own (``base`` / ``delta_scale`` None; :func:`isp_env.run.run`
     leaves ``--base global`` unsearched for it), as a teacher prior's are taken (:func:`checked_prior`).
     A teacher policy is distilled instead (:func:`distill_teacher`: it re-expresses its offsets).
-    ``finished``: :func:`isp_env.policy_files.resolve_policy`'s (False for a run already started from it)."""
+    ``out``: the run's folder, whose run.json says which file it started from
+    (:func:`isp_env.policy_files.init_policy_file`)."""
     spec = spec or cfg.init_policy  # (the run's --init-policy, or the one init_from_policy is given)
     if cfg.algo == "teacher" or not spec:
         return
-    _, card = load_policy(resolve_policy(spec, "--init-policy", finished))
+    _, card = load_policy(init_policy_file(spec, out))
     if card["algo"] == "teacher":
         distillable(cfg, spec)
         return
@@ -375,13 +376,16 @@ def checked_agent_init(
         )
 
 
-def init_from_policy(model: BaseAlgorithm, spec: str | Path, cfg: TrainConfig | None = None) -> None:
+def init_from_policy(
+    model: BaseAlgorithm, spec: str | Path, cfg: TrainConfig | None = None, out: Path | None = None
+) -> None:
     """Start training from a saved policy's weights (``default`` = the policy shipped with the package);
     the algorithm, network and observation size must match. A teacher policy (``--algo teacher``) is
-    distilled into a SAC actor instead (:func:`distill_teacher`)."""
-    policy, card = load_policy(resolve_policy(spec, "--init-policy"))
+    distilled into a SAC actor instead (:func:`distill_teacher`). ``out``: the run's folder (the file it
+    started from: :func:`isp_env.policy_files.init_policy_file`, as ``run`` checked it)."""
+    policy, card = load_policy(init_policy_file(spec, out))
     if cfg is not None:
-        checked_agent_init(cfg, spec, adopt=False)  # (run checked it before any work; train's callers here)
+        checked_agent_init(cfg, spec, adopt=False, out=out)  # (run checked it; train's callers here)
         check_reward_model(spec, card, cfg.scorer, refuse=False)
     if isinstance(policy, TeacherPolicy) and cfg is not None:  # card["algo"] == "teacher"
         distill_teacher(model, policy, card, cfg)
@@ -573,12 +577,12 @@ class TeacherPrior:
 PRIOR_SETTINGS = ("obs_size", "obs_mode", "action_mode", "max_steps", "guard", "preview", "view_shorter")
 
 
-def teacher_prior(spec: str, cfg: TrainConfig, finished: bool = True) -> TeacherPrior:
+def teacher_prior(spec: str, cfg: TrainConfig, out: Path | None = None) -> TeacherPrior:
     """Load the rows a teacher run starts from (ours, session 24): the policy must be a teacher policy that
     carries its rows (saved since session 24) and was fitted with this run's environment settings and
-    scorer; the run then uses its base and residual scale (set by :func:`isp_env.run.run`). ``finished``:
-    :func:`isp_env.policy_files.resolve_policy`'s (False for a run already started from it)."""
-    policy, card = load_policy(resolve_policy(spec, "--init-policy", finished))
+    scorer; the run then uses its base and residual scale (set by :func:`isp_env.run.run`). ``out``: the
+    run's folder (the file it started from: :func:`isp_env.policy_files.init_policy_file`)."""
+    policy, card = load_policy(init_policy_file(spec, out))
     rows = card.get("teacher", {}).get("rows")
     if not isinstance(policy, TeacherPolicy) or not rows or not len(policy.rows_x):  # algo "teacher"
         raise ConfigError(
@@ -608,14 +612,17 @@ def teacher_prior(spec: str, cfg: TrainConfig, finished: bool = True) -> Teacher
     )
 
 
-def checked_prior(cfg: TrainConfig, prior: TeacherPrior | None = None) -> TeacherPrior | None:
+def checked_prior(
+    cfg: TrainConfig, prior: TeacherPrior | None = None, out: Path | None = None
+) -> TeacherPrior | None:
     """The prior a teacher run starts from: ``prior`` (already loaded, e.g. by :func:`isp_env.run.run`) or
     else ``cfg.init_policy`` loaded here, so that every caller of :func:`train_teacher` gets one load and
     the same refusals. The one check of the prior's base and scale: the run must use them, since its rows
     are statistics of the base's renders and offsets at that scale — ``cfg`` takes them where it has none
-    of its own (``base`` / ``delta_scale`` None) and is refused where it has others."""
+    of its own (``base`` / ``delta_scale`` None) and is refused where it has others. ``out``: the run's
+    folder (:func:`teacher_prior`'s)."""
     if prior is None and cfg.init_policy:
-        prior = teacher_prior(cfg.init_policy, cfg)
+        prior = teacher_prior(cfg.init_policy, cfg, out)
     if prior is None:
         return None
     if cfg.base is None:
@@ -745,6 +752,22 @@ def cv_inputs(
     )
 
 
+def teacher_fit_key(
+    cfg: TrainConfig, settings: TeacherSettings, train_raws: list[Path], init_policy: str | None
+) -> dict[str, Any]:
+    """What a teacher policy is fitted from (training.json's ``config``): a fit of another key is made
+    again, and run.json's ``asked`` holds the key of its last run (:func:`isp_env.policy_files.training_left`:
+    a policy of other settings is not that run's finished one). ``cfg`` as the run resolved it (its base);
+    ``init_policy``: its prior's spec."""
+    return cfg.learning_key() | {
+        "teacher_budget": settings.budget,
+        "teacher_start": settings.start,
+        "teacher_restarts": settings.restarts,
+        "train_raws": sorted(map(str, train_raws)),
+        "init_policy": init_policy,
+    }
+
+
 def train_teacher(
     run_dir: Path,
     train_raws: list[Path],
@@ -771,14 +794,8 @@ def train_teacher(
     settings = settings or TeacherSettings()
     budget, start = settings.budget, settings.start
     check_config(cfg, settings)
-    prior = checked_prior(cfg, prior)
-    key = cfg.learning_key() | {
-        "teacher_budget": budget,
-        "teacher_start": start,
-        "teacher_restarts": settings.restarts,
-        "train_raws": sorted(map(str, train_raws)),
-        "init_policy": prior.spec if prior is not None else cfg.init_policy,
-    }
+    prior = checked_prior(cfg, prior, run_dir)
+    key = teacher_fit_key(cfg, settings, train_raws, prior.spec if prior is not None else cfg.init_policy)
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
         done = files.read(summary_path)

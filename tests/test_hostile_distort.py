@@ -90,6 +90,7 @@ def test_no_distortion_name_is_one_line_and_repeats_count_once(photo_dir, tmp_pa
         "coffee é.png",
         "coffee é__contrast_1.png",
         "sources.json",
+        "source_files.jsonl",
         "settings.json",
         "versions.json",
     }
@@ -134,7 +135,7 @@ def test_distort_into_a_folder_and_degrade_fmt_name_the_fix(photo_dir, tmp_path,
         res = cli("degrade", photo, "-o", tmp_path / fmt.strip("."), "--fmt", fmt, "--levels", "1",
                          "--distortions", "gaussian_blur")  # fmt: skip
         assert res.returncode == 0, res.stderr
-        names = sorted(p.name for p in (tmp_path / fmt.strip(".")).iterdir() if p.suffix != ".json")
+        names = sorted(p.name for p in (tmp_path / fmt.strip(".")).iterdir() if ".json" not in p.suffix)
         assert names == [f"astronaut é.{fmt.strip('.')}", f"astronaut é__gaussian_blur_1.{fmt.strip('.')}"]
         assert Image.open(tmp_path / fmt.strip(".") / names[0]).format == SAVE_FORMATS["." + fmt.strip(".")]
     helped = " ".join(run_attiqa("degrade", "--help", env={"COLUMNS": "200"}).stdout.split())

@@ -351,7 +351,7 @@ def test_a_finished_run_started_from_a_run_continued_since_stays_finished(
     with more steps and stopped — RUN's policy.safetensors, the file NEW read, untouched: **was** refused,
     "--init-policy RUN: its training has not finished" (its record of the files it read left that policy out
     once resolve_policy refused RUN, and a started run's checks asked RUN's training to have finished). Now
-    still finished: a started run's --init-policy is the file it started from (policy_files.started_from);
+    still finished: a started run's --init-policy is the file it started from (policy_files.init_policy_file);
     a new run's is refused as before (the test above) (review of the session-65 mends)."""
     raw_dir, run = agent_run(tmp_path, isp_raws, "run")
     _, new = agent_run(tmp_path, isp_raws, "new", "--init-policy", run)

@@ -14,7 +14,8 @@ def test_one_file_stamp_hashed_for_renders_and_quick_for_a_finished_run(tmp_path
     SHA-256). Now one, ``file_stamp(path, hashed=...)``: hashed, damage of the same size and mtime is seen
     (a resume must not keep a damaged render); quick, the stamp follows the mtime and never reads the file
     (a finished run's full-resolution renders are not hashed again)."""
-    from isp_env.run import file_stamp, run_files
+    from isp_env.params import file_stamp
+    from isp_env.run import run_files
 
     png = tmp_path / "r.png"
     png.write_bytes(b"a" * 4096)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import photo_folder
 from helpers import holding, run_attiqa
 
 from attiqa.io.images import discover_images
@@ -182,3 +184,25 @@ def test_a_torchrun_score_into_a_held_out_is_one_line_said_once(photo_dir, tmp_p
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert res.returncode != 0 and errors == [f"error: {out}: {busy}"], res.stderr[-3000:]
     assert not out.exists() and not list(tmp_path.glob(".s.csv.rank*"))
+
+
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
+def test_torchrun_score_scores_a_replaced_photo_again(tmp_path, photos, cli):
+    """Under real `torchrun --nproc_per_node 2` (gloo): rank 0 drops the replaced photo's row before any
+    rank reads the file, the ranks record their rows' identities beside it, folded once merged; the line is
+    said once."""
+    src = photo_folder(tmp_path / "photos", photos, n=3)
+    other = photo_folder(tmp_path / "other", photos, n=4) / "rocket.png"
+    out = tmp_path / "s.csv"
+    args = ("score", src, "-m", "classical", "-o", out, "-w", "0", "-q")
+    assert run_attiqa(*args, ranks=2).returncode == 0
+    assert not list(tmp_path.glob(".s.csv.rank*")) and (tmp_path / ".s.csv.files").is_file()
+    fresh = tmp_path / "fresh.csv"
+    assert cli("score", other, "-m", "classical", "-o", fresh, "-w", "0", "-q").returncode == 0
+    shutil.copyfile(other, src / "astronaut.png")  # replaced in place
+    res = run_attiqa(*args, ranks=2)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stderr.count("1 photo changed since the earlier run: scored again") == 1
+    after = {r[0]: r[1:] for r in rows(out)[1:]}
+    assert len(after) == 3 and after[str(src / "astronaut.png")] == rows(fresh)[1][1:]
+    assert "changed" not in cli(*args).stderr  # one process after torchrun: the ranks' record is read

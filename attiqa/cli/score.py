@@ -107,8 +107,15 @@ def score_cmd(
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.evaluation.cache import resume_identity
     from attiqa.exiqa import missing_regressor
+    from attiqa.io.file_identity import changed_words
     from attiqa.scorers import load_scorer
-    from attiqa.scoring import ColumnStats, ScoreWriter, score_output_held, scorer_record
+    from attiqa.scoring import (
+        ColumnStats,
+        ScoreWriter,
+        forget_replaced_scores,
+        score_output_held,
+        scorer_record,
+    )
     from attiqa.sharding import alike_on_every_process, in_input_order, score_share, sharded
 
     # --out, once held (by rank 0 under torchrun, before any process opens a file beside it), until the
@@ -132,8 +139,11 @@ def score_cmd(
                 if shards.main and (no_score := missing_regressor(scorer)):
                     console.print(f"[yellow]note:[/] {plain(no_score)}", highlight=False)
             with alike_on_every_process(main_only=True):  # rank 0's line is the job's (not "rank 0 of 2: …")
+                replaced = 0
                 if out is not None and shards.main:
                     held.enter_context(score_output_held(out))
+                    if shards.world > 1:  # before any rank reads the journals (the writer's own, else)
+                        replaced = forget_replaced_scores(out)
             with alike_on_every_process():
                 writer = None
                 if out is not None:
@@ -147,6 +157,8 @@ def score_cmd(
                         keep_rows=bool(sheet),
                     )
             todo, earlier = files, []
+            if writer is not None and shards.main and (replaced or writer.changed):
+                console.print(f"[yellow]{changed_words(replaced or writer.changed, 'scored')}")
             if writer is not None and writer.done:
                 todo = [f for f in files if str(f) not in writer.done]
                 # counted in the bar from its first frame

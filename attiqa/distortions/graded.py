@@ -19,6 +19,11 @@ Versions: ``versions.json`` records the :attr:`Distortion.version` each type's i
 changed type is made again on a rerun, or refused in one line when the folder holds images of it this run
 would not make again; a folder made before the record is told once (:mod:`attiqa.distortions.versions`).
 Every check (settings, versions) comes before the first write: a refused run leaves the folder as it was.
+
+Sources replaced in place: :data:`FILES_RECORD` (one JSON line per source, appended once its images are
+all on disk: its absolute path and :func:`attiqa.io.file_identity.file_identity`) tells a source whose file
+changed since; its images are made again (each replaced atomically) and the rerun says so in one line. A
+source of a folder made before the record is taken as it is now (its images kept, its identity recorded).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.distortions.versions import NEW_OUT_FIX, VersionRecord, check_versions
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
+from attiqa.io.file_identity import append_sources, changed_words, file_identity, read_sources
 from attiqa.io.formats import format_name
 from attiqa.io.images import load_image, output_damage, save_image, shrink_longer
 from attiqa.io.names import portable_stem
@@ -58,6 +64,7 @@ class GradedResult:
     existing: list[Path] = field(default_factory=list)
     failed: list[ImageLoadError] = field(default_factory=list)
     damaged: list[tuple[Path, str]] = field(default_factory=list)  # an earlier run's, cut short: made again
+    changed: list[Path] = field(default_factory=list)  # sources replaced since an earlier run: made again
     versions: VersionRecord | None = None  # what the folder's versions.json holds and tells (say_versions)
 
     @property
@@ -66,6 +73,7 @@ class GradedResult:
 
 
 NAMES_FILE = "sources.json"
+FILES_RECORD = "source_files.jsonl"  # {"source": absolute path, "file": its identity} a line, last one wins
 _MAX_STEM_BYTES = 100  # + "__saturation_down_5.png" and a hash stays far below the usual 255-byte limit
 
 
@@ -325,14 +333,30 @@ def write_graded_set(
     if names is not None:  # before any image is written: a killed run resumes with the same names
         write_json_atomic(out_dir / NAMES_FILE, {"names": names})
     stale = set(record.redone)
+    files_record = out_dir / FILES_RECORD
+    known = read_sources(files_record)
     plan: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
+    taken_as_now: list[tuple[str, str]] = []  # whole already, no identity recorded: recorded as they are
+    identities: dict[Path, str | None] = {}
     for src, targets in planned:
         damage = {t[2]: why for t in targets if (why := output_damage(t[2]))}  # made again, and said
         res.damaged += damage.items()
-        todo = [t for t in targets if t[2] in damage or t[0] in stale or not t[2].exists()]
+        key, now = os.path.abspath(src), file_identity(src)
+        identities[src] = now
+        replaced = now is not None and known.get(key, now) != now
+        if replaced:
+            res.changed.append(src)
+        todo = [t for t in targets if replaced or t[2] in damage or t[0] in stale or not t[2].exists()]
+        if not todo and now is not None and known.get(key) != now:
+            taken_as_now.append((key, now))
         res.existing.extend(t[2] for t in targets if t not in todo)
         plan.append((src, todo))
     record.start()  # before any image is made: the images of another version deleted, the record written
+    append_sources(files_record, taken_as_now)
+    if res.changed:
+        from attiqa.progress import console
+
+        console.print(f"[yellow]{changed_words(len(res.changed), 'graded')}")
     if on_start:  # every file of a source there already (an earlier run's): counted outside the rate
         on_start(sum(not todo for _, todo in plan))
     for src, todo in plan:
@@ -352,6 +376,9 @@ def write_graded_set(
             save_image(out, path)
             del out  # written: not held while the next one is made (a 24 MP photo: 96 MB)
             res.written.append(path)
+        now = identities[src]
+        if now is not None:  # every image of it on disk: a rerun keeps them while the source stays the same
+            append_sources(files_record, [(os.path.abspath(src), now)])
         if on_item:
             on_item(1)
     record.save(ended=True)

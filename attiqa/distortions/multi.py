@@ -42,6 +42,7 @@ from attiqa.distortions.kadid import KADID_NAMES
 from attiqa.distortions.versions import VersionRecord, check_versions
 from attiqa.errors import ConfigError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic, write_text_atomic
+from attiqa.io.file_identity import append_sources, changed_words, file_identity, read_sources
 from attiqa.io.images import load_image, output_damage, shrink_longer
 from attiqa.io.names import path_text, portable_stem
 from attiqa.io.run_meta import check_meta
@@ -99,6 +100,7 @@ class MultiResult:
     existing: int = 0
     failed: list[str] = field(default_factory=list)
     damaged: list[tuple[Path, str]] = field(default_factory=list)  # an earlier run's, cut short: made again
+    changed: list[Path] = field(default_factory=list)  # sources replaced since an earlier run: made again
     labels: Path | None = None
     versions: VersionRecord | None = None  # what the folder's versions.json holds and tells (say_versions)
     interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: the finished images and labels kept
@@ -106,6 +108,7 @@ class MultiResult:
 
 META_FILE = "meta.json"
 RECIPE = "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)"
+SOURCES_RECORD = "source_files.jsonl"  # :func:`attiqa.io.file_identity.read_sources`' record of the sources
 
 
 def is_distorted_set(folder: Path) -> bool:
@@ -213,8 +216,15 @@ def make_distorted_set(
         res.written += 1
         since_flush += 1
 
+    # sources replaced since an earlier run (SOURCES_RECORD): every image of theirs made again
+    record_path = out_dir / SOURCES_RECORD
+    known = read_sources(record_path)
+    now = [file_identity(a) for a in absolute]
+    replaced = {i for i, (a, n) in enumerate(zip(absolute, now, strict=True)) if n and known.get(a, n) != n}
+    res.changed = [sources[i] for i in sorted(replaced)]
     items = []
     by_type: dict[str, list[Path]] = {}  # the images on disk under each type of their mix
+    on_disk: set[int] = set()
     for rnd in range(rounds):
         for i, src in enumerate(sources):
             path = _item_path(out_dir, rnd, i, src.stem)
@@ -223,9 +233,10 @@ def make_distorted_set(
             if why:
                 res.damaged.append((path, why))
             elif path.exists():
+                on_disk.add(i)
                 for name in plan.names:
                     by_type.setdefault(name, []).append(path)
-            items.append((rnd, i, src, path, plan, path.exists() and not why))
+            items.append((rnd, i, src, path, plan, path.exists() and not why and i not in replaced))
     res.versions = record = check_versions(
         out_dir,
         by_type,
@@ -245,6 +256,13 @@ def make_distorted_set(
         kept_rows = [row(path, src, rnd, plan) for rnd, _, src, path, plan, kept in items if kept]
         _write_labels(labels, kept_rows, distortions)
     record.start()  # before any image is made: the images of another version deleted, the record written
+    # a source with no image yet: recorded now (a kill, then a replacement, is seen); the others once done
+    append_sources(record_path, [(a, n) for i, (a, n) in enumerate(zip(absolute, now, strict=True))
+                                 if n and a not in known and i not in on_disk])  # fmt: skip
+    if res.changed:
+        from attiqa.progress import console
+
+        console.print(f"[yellow]{changed_words(len(res.changed), 'distorted')}")
     if on_start:  # an earlier run's images: counted outside the rate, from the bar's first frame
         on_start(sum(item[-1] for item in items))
     try:
@@ -280,4 +298,9 @@ def make_distorted_set(
     _write_labels(labels, rows, distortions)
     if res.interruption is None:  # a type not known stays null (told again) until a run ends
         record.save(ended=True)
+        # every image of each readable source made: its identity recorded (a set made before the record:
+        # its sources as they are now)
+        fresh = read_sources(record_path)
+        append_sources(record_path, [(a, n) for i, (a, n) in enumerate(zip(absolute, now, strict=True))
+                                     if n and i not in unreadable and fresh.get(a) != n])  # fmt: skip
     return res
