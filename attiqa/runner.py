@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -364,6 +364,17 @@ def label_table_held(table: Path) -> AbstractContextManager[None]:
     )
 
 
+def degrade_folder_held(out_dir: Path, graded: Path) -> AbstractContextManager[None]:
+    """The degrade stage's folder ``graded`` held by this run as `attiqa degrade -o` holds its --out: a user's
+    `attiqa degrade -o RUN/graded` while the stage wrote it went ahead (each made the images the other had
+    not, and wrote the record over the other's, to exit 0). Held to the run's end: the label stage reads it.
+    Nothing of its own when it is ``out_dir`` itself (held already)."""
+    if os.path.realpath(graded) == os.path.realpath(out_dir):
+        return nullcontext()
+    fix = f"{LET_IT_FINISH}, or {DEGRADE_OUT_FIX}"
+    return folder_held(graded, "degrading into", fix, command=Command.TRAIN, make="degrade.out")
+
+
 def out_dir_held(out_dir: Path) -> AbstractContextManager[None]:
     """An existing ``out_dir`` held by this run (:func:`attiqa.io.atomic.folder_held`): two `attiqa train`
     into it at once (or a ``--resume`` of a run still training) each trained over the other's files. The
@@ -595,6 +606,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                     held.enter_context(out_dir_held(out_dir))
                 if cfg.label is not None:  # the table `attiqa label -o` holds too: both labelled into it
                     held.enter_context(label_table_held(resolve_in(out_dir, cfg.label.out)))
+                if cfg.degrade is not None:  # the folder `attiqa degrade -o` holds too: both wrote into it
+                    held.enter_context(degrade_folder_held(out_dir, resolve_in(out_dir, cfg.degrade.out)))
         record = to_dict(cfg)  # a resumed run's once its stages took it: a resume a stage refuses (another
         if is_main() and not resumed:  # batch size, ...) left config.json saying what no run trained with
             write_json_atomic(out_dir / "config.json", record)

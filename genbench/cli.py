@@ -7,8 +7,8 @@ and exit code 2 — never a traceback.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -159,22 +159,14 @@ def run(
         raise typer.Exit(1)
 
 
-@contextmanager
-def import_held(out: Path, command: Command) -> Iterator[None]:
+def import_held(out: Path, command: Command) -> AbstractContextManager[None]:
     """An import's run folder held by ``command`` from before its checks to its last file: two imports at
-    once wrote the run over each other, one's prefs.csv beside the other's manifest. A folder made for it
-    and left empty is removed again. A run whose scores a `genbench score` writes now is refused (its
-    manifest was rewritten under them): that command holds each metric's file, not the folder."""
-    from attiqa.io.atomic import WAIT_OR_OUT, folder_held, refuse_if_held
-    from genbench.files import SCORES_DIR
+    once wrote the run over each other, one's prefs.csv beside the other's manifest; a run a `genbench
+    score` holds (shared: :func:`score`) is refused, its manifest was rewritten under the scores. A folder
+    made for it and left empty is removed again."""
+    from attiqa.io.atomic import WAIT_OR_OUT, folder_held
 
-    with folder_held(out, "importing into", WAIT_OR_OUT, command=command, make="--out"):
-        scores = Path(out) / SCORES_DIR
-        for lock in sorted(scores.glob(".*.lock")) if scores.is_dir() else []:  # `.METRIC.csv.lock`
-            refuse_if_held(
-                scores / lock.name[1 : -len(".lock")], "writing", "let it finish, then import again"
-            )
-        yield
+    return folder_held(out, "importing into", WAIT_OR_OUT, command=command, make="--out")
 
 
 def _run_pairs(run_dir: Path) -> list:
@@ -268,15 +260,28 @@ def score(
     Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
     skipped; unreadable images are skipped and listed.
     """
-    from attiqa.io.atomic import refuse_if_folder_held
-    from genbench.manifest import missing_images
+    from attiqa.io.atomic import folder_held
     from genbench.metric_names import default_metrics, refuse_unknown
 
     names = _split_metrics(metrics, default_metrics)
     refuse_unknown(names or [])
-    # a run an import (or `genbench run`) writes now: read half-written it was scored, or told "the import
-    # … did not finish: rerun the same import command", a rerun that would be refused
-    refuse_if_folder_held(run_dir, "writing into", "let it finish, then run this score again")
+    # RUN held, shared, from its checks to its last metric (each metric's file held too, by open_metric):
+    # scores of other metrics run together; an import (or `genbench run`) writing RUN is one line here —
+    # read half-written it was scored, or told "the import … did not finish", a rerun that would be
+    # refused — and one started meanwhile is refused (it rewrote the manifest under the scores)
+    fix = "let it finish, then run this score again"
+    with folder_held(run_dir, "scoring", fix, command=Command.GENBENCH_SCORE, shared=True):
+        _score_held(run_dir, names, batch_size, workers, device)
+
+
+def _score_held(
+    run_dir: Path, names: list[str] | None, batch_size: int, workers: int | None, device: str
+) -> None:
+    """`genbench score`'s work once RUN is held: its pairs and images checked, then each metric scored
+    (a function of its own so that the command reads as its checks and one hold)."""
+    from genbench.manifest import missing_images
+    from genbench.metric_names import default_metrics
+
     pairs = _run_pairs(run_dir)
     missing_images(run_dir, pairs)  # none on disk: one line before any model loads (and before torch)
     from genbench.files import SCORES_DIR

@@ -40,3 +40,22 @@ def test_a_second_run_into_an_out_being_written_is_one_line(
     again = cli(*args)  # the first's work kept: nothing left to make
     assert again.returncode == 0, again.stderr
     assert re.search(r"^0 written, [1-9]\d* already there", again.stderr, re.M)  # the console's lines
+
+
+def test_a_degrade_into_the_folder_a_trains_degrade_stage_writes_is_one_line(photo_dir, tmp_path, cli):
+    """**Was**: `attiqa degrade -o RUN/graded` while `attiqa train`'s degrade stage wrote RUN/graded went
+    ahead (train held RUN alone): both made images into it and wrote its record, each to exit 0. Now the
+    stage holds its folder as `degrade -o` does: one line naming it, the holder's words and the fix."""
+    run = tmp_path / "run"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"degrade:\n  sources: [{photo_dir}]\n  distortions: [contrast]\n  levels: [1, 3]\n")
+    train = attiqa_cmd("train", "-c", cfg, "--out-dir", run)
+    with paused_after(tmp_path, "attiqa.distortions.graded:save_image", train):
+        before = sorted(p.relative_to(run) for p in run.rglob("*"))
+        second = cli(
+            "degrade", photo_dir, "-o", run / "graded", "--distortions", "contrast", "--levels", "1,3"
+        )
+        busy = "another process is degrading into it now — let it finish (rerunning it then resumes what it "
+        assert one_line_error(second) == f"error: {run / 'graded'}: {busy}left), or choose another --out"
+        assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    assert not (run / "graded" / ".attiqa.lock").exists()

@@ -164,7 +164,7 @@ def test_a_score_of_a_run_being_imported_and_an_import_into_a_run_being_scored_a
     """**Was**: `genbench score RUN` while `genbench import-agiqa3k ROOT --out RUN` wrote RUN read the run
     half-written (the new manifest beside the old image root and prefs.csv) and scored it; an import into a
     run whose scores were being written rewrote its manifest under them. Each held another lock (RUN/
-    .attiqa.lock; scores/METRIC.csv's). Now each is one line naming what is held, its holder and the fix."""
+    .attiqa.lock; scores/METRIC.csv's). Now each is one line naming RUN, its holder and the fix."""
     root = _agiqa_root(tmp_path / "agiqa", photos)
     run = tmp_path / "run"
     cmd = genbench_cmd("import-agiqa3k", root, "--out", run, "--margin", "0")
@@ -177,7 +177,46 @@ def test_a_score_of_a_run_being_imported_and_an_import_into_a_run_being_scored_a
     (tmp_path / "then").mkdir()  # the second pause's own marks
     with paused_after(tmp_path / "then", "attiqa.scoring:ScoreWriter.add", scoring):  # a row written
         again = genbench_cli("import-agiqa3k", root, "--out", run, "--margin", "2.1")
-        busy = "another process is writing it now — let it finish, then import again"
-        assert one_line_error(again) == f"error: {run / 'scores' / 'classical.csv'}: {busy}"
+        busy = "another process is scoring it now — let it finish, or choose another --out"
+        assert (
+            one_line_error(again) == f"error: {run}: {busy}"
+        )  # RUN held by the score (was: its metric's file)
     assert len((run / "manifest.jsonl").read_text().splitlines()) == 2  # the first import's pairs
     assert len((run / "scores" / "classical.csv").read_text().splitlines()) == 1 + 4
+
+
+def test_an_import_while_a_score_is_between_two_metrics_is_one_line(tmp_path, photos, genbench_cli):
+    """**Was** (session 66): `genbench score` probed RUN's lock once, then held each metric's file in turn:
+    an import started between two metrics (or between the probe and the first metric's hold) found no
+    holder and rewrote the manifest under the score, to exit 0. Now the score holds RUN itself from its
+    checks to its last metric — shared, so that scores of other metrics still run together (below)."""
+    root = _agiqa_root(tmp_path / "agiqa", photos)
+    run = tmp_path / "run"
+    assert genbench_cli("import-agiqa3k", root, "--out", run, "--margin", "0").returncode == 0
+    manifest = (run / "manifest.jsonl").read_bytes()
+    scoring = genbench_cmd("score", run, "-m", "classical,attiqa-default", "--workers", "0")
+    with paused_after(tmp_path, "genbench.cli:_score_metric", scoring):  # classical done, its file let go
+        again = genbench_cli("import-agiqa3k", root, "--out", run, "--margin", "2.1")
+        busy = "another process is scoring it now — let it finish, or choose another --out"
+        assert one_line_error(again) == f"error: {run}: {busy}"
+        assert (run / "manifest.jsonl").read_bytes() == manifest
+    for metric in ("classical", "attiqa-default"):  # the score's two metrics, over the manifest it read
+        assert len((run / "scores" / f"{metric}.csv").read_text().splitlines()) == 1 + 4
+    assert not (run / ".attiqa.lock").exists()
+
+
+def test_two_scores_of_other_metrics_into_one_run_still_run_together(tmp_path, photos, genbench_cli):
+    """`genbench score RUN -m classical` and `genbench score RUN -m attiqa-default` at once: each holds its
+    metric's file (session 60) and RUN shared: the second is not refused, and both files are whole."""
+    from genbench_helpers import make_photo_run
+
+    run = make_photo_run(tmp_path / "run", photos)
+    first = genbench_cmd("score", run, "-m", "classical", "--workers", "0", "--batch-size", "1")
+    with paused_after(tmp_path, "attiqa.scoring:ScoreWriter.add", first):  # a row written, RUN held
+        second = genbench_cli("score", run, "-m", "attiqa-default", "--workers", "0")
+        assert second.returncode == 0, second.stderr
+        assert (run / ".attiqa.lock").exists()  # the first still holds RUN
+    for metric in ("classical", "attiqa-default"):
+        names = [line.split(",")[0] for line in (run / "scores" / f"{metric}.csv").read_text().splitlines()]
+        assert len(names) == 1 + 10 and len(set(names)) == len(names)
+    assert not (run / ".attiqa.lock").exists()

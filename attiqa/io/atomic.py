@@ -320,8 +320,11 @@ def _open_lock(lock_file: Path, shown: Path, *, create: bool) -> tuple[int, os.s
     return fd, st
 
 
-def _hold(lock_file: Path, shown: Path, doing: str, fix: str, command: Command | None) -> int | None:
-    """An advisory exclusive lock on a new open file description of ``lock_file`` (made if it is not there),
+def _hold(
+    lock_file: Path, shown: Path, doing: str, fix: str, command: Command | None, shared: bool = False
+) -> int | None:
+    """An advisory exclusive lock (``shared``: one that other shared holders may hold too, an exclusive one
+    none) on a new open file description of ``lock_file`` (made if it is not there),
     registered in :data:`_HELD`; None where there are no locks (no ``fcntl``, a filesystem without
     ``flock``, a lock file that cannot be made): the output is then written unlocked, as before. A lock
     file there that cannot be one is one line (:func:`_unusable_lock`). A lock file replaced while it was
@@ -337,14 +340,17 @@ def _hold(lock_file: Path, shown: Path, doing: str, fix: str, command: Command |
                 return None
             fd, st = opened
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 if not os.path.samestat(st, os.stat(lock_file)):
                     raise FileNotFoundError  # the holder removed it as it let go: the next one is the lock
                 _HELD[fd] = (st.st_dev, st.st_ino)
-                if st.st_nlink == 1:  # what it is doing, for a second command's line (never into a file
-                    with contextlib.suppress(OSError):  # that a hard link makes another name of)
+                record = _holder_record(doing, command)
+                # what it is doing, for a second command's line (never into a file that a hard link makes
+                # another name of); not written again when there: a shared holder's fellows read it now
+                if st.st_nlink == 1 and os.pread(fd, len(record) + 1, 0) != record:
+                    with contextlib.suppress(OSError):
                         os.ftruncate(fd, 0)
-                        os.pwrite(fd, _holder_record(doing, command), 0)
+                        os.pwrite(fd, record, 0)
             except BlockingIOError:
                 busy = _busy(fd, st, shown, doing, fix, command)
                 os.close(fd)
@@ -386,11 +392,17 @@ def _probe(lock_file: Path, shown: Path, doing: str, fix: str, command: Command 
 
 
 def _let_go(fd: int | None, lock_file: Path) -> None:
+    """The lock file removed while still held — no one takes a lock on a file going — by its last holder
+    alone: a shared holder that cannot make its lock exclusive leaves it to the others still holding it
+    (removed under them, the next holder made a new one and held it beside them)."""
     if fd is None:
         return
+    import fcntl  # a lock was taken: there is fcntl
+
     with _HELD_GUARD:
         _HELD.pop(fd, None)
-        with contextlib.suppress(OSError):  # removed while still held: no one takes a lock on a file going
+        with contextlib.suppress(OSError):  # BlockingIOError: another shared holder still holds it
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             lock_file.unlink()
         os.close(fd)
 
@@ -403,10 +415,11 @@ def _held_by(
     fix: str,
     command: Command | None,
     made: Iterable[Path] = (),
+    shared: bool = False,
 ) -> Iterator[None]:
     fd = None
     try:  # entered first: an interruption as the lock is taken still lets it go
-        fd = _hold(lock_file, shown, doing, fix, command)
+        fd = _hold(lock_file, shown, doing, fix, command, shared)
         yield
     finally:
         _let_go(fd, lock_file)
@@ -493,7 +506,13 @@ def refuse_if_resumed_held(target: str | Path, command: Command, fix: str = OUT_
 
 @contextlib.contextmanager
 def folder_held(
-    folder: str | Path, doing: str, fix: str, *, command: Command | None = None, make: str | None = None
+    folder: str | Path,
+    doing: str,
+    fix: str,
+    *,
+    command: Command | None = None,
+    make: str | None = None,
+    shared: bool = False,
 ) -> Iterator[None]:
     """:func:`output_held` for an existing output ``folder`` (a training's ``out_dir``, an eval's ``-o``),
     by a hidden lock file inside it, :data:`FOLDER_LOCK` (was the folder itself, opened read-only: NFS
@@ -501,7 +520,9 @@ def folder_held(
     (its writes, or the command's checks, say why). ``make``: the option naming it (``--out``) — a folder
     that is not there is made to be held, and removed again (with the parents made for it) when the block
     leaves it empty: a run refused before its first write (a model that cannot load) leaves none. Made as the
-    block is entered, not when the holder is built: one built and never entered left an empty folder."""
+    block is entered, not when the holder is built: one built and never entered left an empty folder.
+    ``shared``: held beside other shared holders, never beside an exclusive one (`genbench score` of one
+    metric beside another's, neither beside an import rewriting the run)."""
     _from_the_table(command)
     made: list[Path] = []
     if make is not None:
@@ -509,7 +530,7 @@ def folder_held(
         made = [p for p in (path, *path.parents) if not (p.exists() or p.is_symlink())]
         output_folder(path, make)
     real = Path(os.path.realpath(folder))
-    with _held_by(real / FOLDER_LOCK, Path(folder), doing, fix, command, made):
+    with _held_by(real / FOLDER_LOCK, Path(folder), doing, fix, command, made, shared):
         yield
 
 
@@ -518,8 +539,7 @@ def refuse_if_folder_held(
 ) -> None:
     """:func:`folder_held`'s one line for ``folder``, now, if another process holds it — nothing held and
     nothing made: for a command that would otherwise find out only after a long load (`train
-    exiqa-regressor`'s scorer), or that writes beside a folder's holder (`genbench score` of a run an import
-    writes)."""
+    exiqa`'s CLIP, `train exiqa-regressor`'s scorer)."""
     _from_the_table(command)
     _probe(Path(os.path.realpath(folder)) / FOLDER_LOCK, Path(folder), doing, fix, command)
 
