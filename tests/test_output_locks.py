@@ -490,3 +490,38 @@ def test_a_folder_made_to_be_held_is_removed_again_when_left_empty(tmp_path):
     with folder_held(out, "benchmarking in", "wait", make="--out"):
         (out / "single.md").write_text("table\n")
     assert [p.name for p in out.iterdir()] == ["single.md"]
+
+
+SHARED_LOOP = """
+import sys
+from attiqa.errors import AttiqaError
+from attiqa.io.atomic import folder_held
+from attiqa.io.commands import Command
+refused = 0
+for _ in range(1500):
+    try:
+        with folder_held(sys.argv[1], "scoring", "FIX", command=Command.GENBENCH_SCORE, shared=True):
+            pass
+    except AttiqaError:
+        refused += 1
+print(refused)
+"""
+
+
+def test_shared_holders_taking_and_letting_go_at_once_are_never_refused(tmp_path):
+    """Review of session 66: a shared holder (`genbench score`) lets go by making its lock exclusive for the
+    instant it removes the lock file; a fellow shared holder taken in that instant was refused, "another
+    process is scoring it now" (hundreds of 4500 holds). Three real processes, each holding and letting go
+    in a loop: none refused."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SHARED_LOOP, str(tmp_path)],
+            env=attiqa_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    refused = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert refused == [0, 0, 0]
+    assert not (tmp_path / ".attiqa.lock").exists()  # removed by the last holder
