@@ -357,10 +357,11 @@ def _hold(
                 record = _holder_record(doing, command)
                 # what it is doing, for a second command's line (never into a file that a hard link makes
                 # another name of); not written again when there: a shared holder's fellows read it now
-                if st.st_nlink == 1 and os.pread(fd, len(record) + 1, 0) != record:
-                    with contextlib.suppress(OSError):
-                        os.ftruncate(fd, 0)
-                        os.pwrite(fd, record, 0)
+                if st.st_nlink == 1:
+                    with contextlib.suppress(OSError):  # a record not written: the lock holds all the same
+                        if os.pread(fd, len(record) + 1, 0) != record:
+                            os.ftruncate(fd, 0)
+                            os.pwrite(fd, record, 0)
             except BlockingIOError:
                 if leaving:  # perhaps a fellow shared holder's instant of letting go (:func:`_let_go`)
                     leaving -= 1
