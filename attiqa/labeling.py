@@ -39,6 +39,7 @@ from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
 from attiqa.io.file_identity import changed_files, changed_words, file_identity
+from attiqa.io.label_tables import FILES_KEY
 from attiqa.io.names import common_folder, order_under, path_text, text_path, under_roots
 from attiqa.io.run_meta import differing_settings
 from attiqa.launch import launched_rank, launched_world_size
@@ -49,7 +50,6 @@ from attiqa.teachers.base import Teacher
 from attiqa.teachers.clip import same_clip
 
 META_KEY = b"attiqa_labels"
-FILES_KEY = b"attiqa_files"  # the rows' file identities, a JSON list in row order (module docstring)
 
 
 @dataclass
