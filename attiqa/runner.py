@@ -214,7 +214,7 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
         return
     import json
 
-    from attiqa.distortions.graded import new_sources, without_graded_sets
+    from attiqa.distortions.graded import new_sources, replaced_sources, without_graded_sets
     from attiqa.io.images import discover_images, require_images
     from attiqa.progress import shown_name
 
@@ -244,6 +244,14 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
             f"{shown_name(readable)} (their graded copies: other images than the run in "
             f"{out_dir / 'pretrain'} was pretrained on) — --resume continues that run: set degrade.sources "
             "back, or train over it with --no-resume (or choose another out_dir)"
+        )
+    replaced = replaced_sources(sources, graded)
+    if replaced:
+        raise EveryProcessError(
+            f"degrade.sources: {len(replaced)} image(s) replaced since the graded set in {graded} was "
+            f"made from them, e.g. {shown_name(replaced[0])} (their graded copies made again: other images "
+            f"than the run in {out_dir / 'pretrain'} was pretrained on) — --resume continues that run: put "
+            "them back, or train over it with --no-resume (or choose another out_dir)"
         )
     paths = label_inputs(lc) if lc.images else []
     paths += discover_images([graded]) if graded.is_dir() else []
