@@ -165,11 +165,17 @@ def _drop_rows(path: Path, images: set[str], part: bool) -> None:
         pq.write_table(kept, tmp)
 
 
+def replaced_images(out: Path, paths: Sequence[Path]) -> set[str]:
+    """The rows (``image`` cells) of ``paths`` in ``out`` and its part files whose photo changed since it
+    was labelled (another file under the same path): :func:`forget_replaced` labels them again, a train's
+    ``--resume`` past pretraining refuses them first. Nothing is written."""
+    return changed_files(_held_identities(out), ((path_text(p), p) for p in paths))
+
+
 def forget_replaced(out: Path, paths: Sequence[Path]) -> int:
     """Drop from ``out`` and its part files the rows of ``paths`` whose photo changed since it was
-    labelled (another file under the same path), so they are labelled again; returns how many."""
-    held = _held_identities(out)
-    changed = changed_files(held, ((path_text(p), p) for p in paths))
+    labelled (:func:`replaced_images`), so they are labelled again; returns how many."""
+    changed = replaced_images(out, paths)
     if changed:
         for path in _label_files(out):
             _drop_rows(path, changed, path != out)

@@ -240,3 +240,24 @@ def test_a_degrade_run_stopped_in_pretraining_refuses_a_replaced_source_first(tm
     os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # put back as it was
     res = cli("train", "-c", cfg, "--resume")
     assert res.returncode == 0, res.stderr
+
+
+def test_an_image_replaced_in_place_is_refused_before_the_label_stage(tmp_path, cli):
+    """`train --resume` past pretraining after `cp other.png images/img03.png` (review of session 66):
+    **was** img03 labelled again into the table ("1 photo changed since the earlier run: labelled again"),
+    then pretraining refused the table it no longer was; now one line first, the table untouched."""
+    cfg = tiny_train_config(tmp_path)
+    images, table = tmp_path / "set" / "images", tmp_path / "labels.parquet"
+    assert train(cli, cfg, table, images).returncode == 0
+    victim = images / "img03.png"
+    victim.write_bytes((images / "img05.png").read_bytes())
+    before = table.read_bytes()
+    res = train(cli, cfg, table, images, more=("--resume", "--set", "pretrain.epochs=2"))
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"error: label.images: 1 image(s) replaced since they were labelled into labels.parquet, e.g. "
+        f"{victim} (labelled again: another table than the run in {tmp_path / 'run' / 'pretrain'} was "
+        "pretrained on) — --resume continues that run: put them back, or train over it with --no-resume (or "
+        "choose another out_dir)"
+    ]
+    assert table.read_bytes() == before
