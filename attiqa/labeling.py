@@ -39,6 +39,7 @@ from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
 from attiqa.io.file_identity import changed_files, changed_words, file_identity
+from attiqa.io.label_tables import FILES_KEY
 from attiqa.io.names import common_folder, order_under, path_text, text_path, under_roots
 from attiqa.io.run_meta import differing_settings
 from attiqa.launch import launched_rank, launched_world_size
@@ -49,7 +50,6 @@ from attiqa.teachers.base import Teacher
 from attiqa.teachers.clip import same_clip
 
 META_KEY = b"attiqa_labels"
-FILES_KEY = b"attiqa_files"  # the rows' file identities, a JSON list in row order (module docstring)
 
 
 @dataclass
@@ -165,11 +165,17 @@ def _drop_rows(path: Path, images: set[str], part: bool) -> None:
         pq.write_table(kept, tmp)
 
 
+def replaced_images(out: Path, paths: Sequence[Path]) -> set[str]:
+    """The rows (``image`` cells) of ``paths`` in ``out`` and its part files whose photo changed since it
+    was labelled (another file under the same path): :func:`forget_replaced` labels them again, a train's
+    ``--resume`` past pretraining refuses them first. Nothing is written."""
+    return changed_files(_held_identities(out), ((path_text(p), p) for p in paths))
+
+
 def forget_replaced(out: Path, paths: Sequence[Path]) -> int:
     """Drop from ``out`` and its part files the rows of ``paths`` whose photo changed since it was
-    labelled (another file under the same path), so they are labelled again; returns how many."""
-    held = _held_identities(out)
-    changed = changed_files(held, ((path_text(p), p) for p in paths))
+    labelled (:func:`replaced_images`), so they are labelled again; returns how many."""
+    changed = replaced_images(out, paths)
     if changed:
         for path in _label_files(out):
             _drop_rows(path, changed, path != out)

@@ -149,7 +149,7 @@ def check_label_stage_resumable(
     ):
         return
     from attiqa.io.names import path_text, text_path
-    from attiqa.labeling import done_images, moved_rows
+    from attiqa.labeling import done_images, moved_rows, replaced_images
     from attiqa.progress import shown_name
     from attiqa.sharding import is_main
 
@@ -167,6 +167,14 @@ def check_label_stage_resumable(
     dropped = sorted(done - wanted.keys())
     if graded is not None:
         dropped = [d for d in dropped if not text_path(d).is_relative_to(graded.absolute())]
+    replaced = sorted(replaced_images(table, [Path(os.path.abspath(p)) for p in paths]))
+    if replaced:  # labelled again, the table then another: said before the label stage drops their rows
+        raise EveryProcessError(
+            f"label.images: {len(replaced)} image(s) replaced since they were labelled into {table.name}, "
+            f"e.g. {shown_name(text_path(replaced[0]))} (labelled again: another table than the run in "
+            f"{out_dir / 'pretrain'} was pretrained on) — --resume continues that run: put them back, or "
+            "train over it with --no-resume (or choose another out_dir)"
+        )
     added = [p for text, p in wanted.items() if text not in done]
     readable = first_readable(added)  # the first one the label stage would label: a valid image
     if readable is None and len(added) > ADDED_PROBED and not dropped and is_main():
@@ -214,7 +222,7 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
         return
     import json
 
-    from attiqa.distortions.graded import new_sources, without_graded_sets
+    from attiqa.distortions.graded import new_sources, replaced_sources, without_graded_sets
     from attiqa.io.images import discover_images, require_images
     from attiqa.progress import shown_name
 
@@ -244,6 +252,14 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
             f"{shown_name(readable)} (their graded copies: other images than the run in "
             f"{out_dir / 'pretrain'} was pretrained on) — --resume continues that run: set degrade.sources "
             "back, or train over it with --no-resume (or choose another out_dir)"
+        )
+    replaced = replaced_sources(sources, graded)
+    if replaced:
+        raise EveryProcessError(
+            f"degrade.sources: {len(replaced)} image(s) replaced since the graded set in {graded} was "
+            f"made from them, e.g. {shown_name(replaced[0])} (their graded copies made again: other images "
+            f"than the run in {out_dir / 'pretrain'} was pretrained on) — --resume continues that run: put "
+            "them back, or train over it with --no-resume (or choose another out_dir)"
         )
     paths = label_inputs(lc) if lc.images else []
     paths += discover_images([graded]) if graded.is_dir() else []

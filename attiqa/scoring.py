@@ -249,7 +249,12 @@ class ScoreWriter:
         world_size: int = 1,
         fix: str = OUT_FIX,
         keep_rows: bool = False,
+        inputs: Sequence[Path] | None = None,
     ) -> None:
+        """``inputs``: the images of this run (`attiqa score`'s); the rows of those replaced since they were
+        scored are dropped (one process; under torchrun rank 0 did it first), and :meth:`identify` records
+        their identities. Without (``genbench score``, whose rows are keyed by manifest names, not paths),
+        no identity is recorded or checked."""
         self.fix = fix
         self.keep_rows = keep_rows
         self.found_rows: list[dict] = []  # with ``keep_rows`` (not sharded): the file's rows, read once
@@ -266,12 +271,9 @@ class ScoreWriter:
         if self.record is not None:
             self._check_identity(self.record, identity or {})
         # rows whose photo was replaced since: dropped, scored again (under torchrun rank 0 did it first)
-        self.changed = 0 if self.sharded else forget_replaced_scores(self.out)
-        self.identities = (
-            self.out.with_name(f".{self.out.name}.rank{rank}.files")
-            if self.sharded
-            else self.out.with_name(f".{self.out.name}.files")
-        )
+        self.changed = forget_replaced_scores(self.out, inputs) if inputs and not self.sharded else 0
+        self.identities = _identity_file(self.out, rank if self.sharded else None)
+        self._before: dict[str, str | None] = {}  # an image's identity before it was read (identify)
         self.done: set[str] = set()
         self.created = not self.out.exists()
         self._kept_rows: list[dict] = []  # what the file is rewritten from (JSON; sharded: earlier rows)
@@ -453,10 +455,16 @@ class ScoreWriter:
         held until all is done: the counts said at an interruption are those of the rows in the file."""
         with interrupts_held():
             self._append(rows)
-            _append_identities(self.identities, rows)
+            _append_identities(self.identities, [(r["image"], self._before.get(r["image"])) for r in rows])
             self.written += len(rows)
             if on_commit is not None:
                 on_commit()
+
+    def identify(self, paths: Sequence[Path]) -> None:
+        """Take the identities of ``paths`` (this process's images to score) now, before any is read: a
+        photo replaced while it is scored has its row recorded with the file it was before, so a rerun
+        scores it again. Only these rows' identities are recorded (:meth:`add`)."""
+        self._before.update((str(p), file_identity(p)) for p in paths)
 
     def _append(self, rows: list[dict]) -> None:
         """Write ``rows`` to this writer's file or journal and fsync it (the caller holds the signals)."""
@@ -512,11 +520,19 @@ class ScoreWriter:
         write_scores(run, self.out, self.meta)
 
 
+def _identity_file(out: Path, rank: int | None = None, pattern: bool = False) -> Path:
+    """The one spelling of the record of ``out``'s rows' file identities: the one-process writer's
+    ``.NAME.files`` (``rank`` None), a torchrun rank's ``.NAME.rankR.files``; ``pattern``: the glob of
+    every rank's."""
+    name = glob.escape(out.name) if pattern else out.name
+    return out.with_name(f".{name}{'.rank*' if pattern else '' if rank is None else f'.rank{rank}'}.files")
+
+
 def _identity_files(out: Path) -> list[Path]:
     """Where ``out``'s rows' file identities are recorded: the one-process writer's record, then each
-    torchrun rank's (newer: folded into the first once the ranks' rows are in the file)."""
-    ranks = sorted(out.parent.glob(f".{glob.escape(out.name)}.rank*.files"))
-    return [out.with_name(f".{out.name}.files"), *ranks]
+    torchrun rank's (newer: folded into the first once the ranks' rows are in the file, and before a run
+    starts — so the ranks' records only ever hold one run's rows, disjoint)."""
+    return [_identity_file(out), *sorted(out.parent.glob(_identity_file(out, pattern=True).name))]
 
 
 def _read_identities(out: Path) -> dict[str, str]:
@@ -534,9 +550,9 @@ def _read_identities(out: Path) -> dict[str, str]:
     return found
 
 
-def _append_identities(path: Path, rows: Sequence[dict]) -> None:
-    """Record ``rows``' images' identities as they are now (after they were scored), fsynced."""
-    lines = [(r["image"], ident) for r in rows if (ident := file_identity(r["image"])) is not None]
+def _append_identities(path: Path, entries: Sequence[tuple[str, str | None]]) -> None:
+    """Record ``entries`` (image, its identity before it was read; None: not recorded), fsynced."""
+    lines = [(image, ident) for image, ident in entries if ident is not None]
     if lines:
         with open(path, "ab") as fh:
             fh.write(csv_bytes(["image", "file"], lines).split(b"\n", 1)[1])
@@ -569,16 +585,18 @@ def _drop_csv_rows(path: Path, images: set[str], delimiter: str) -> None:
     write_bytes_atomic(path, buf.getvalue().encode(ENCODING, ERRORS))
 
 
-def forget_replaced_scores(out: str | Path) -> int:
-    """Drop from the score file ``out`` and the journals beside it the rows whose photo was replaced since
-    it was scored (its recorded identity differs), so a resume scores it again; returns how many. One
-    process alone (under torchrun rank 0, before any rank reads the journals). A file of a version before
-    the record holds no identities: nothing is dropped."""
+def forget_replaced_scores(out: str | Path, inputs: Sequence[Path]) -> int:
+    """Drop from the score file ``out`` and the journals beside it the rows of ``inputs`` (this run's
+    images, which it scores again) whose photo was replaced since it was scored (its recorded identity
+    differs); returns how many. Another image's row stays: no run of it would score it again. One process
+    alone (under torchrun rank 0, before any rank reads the journals or records). A file of a version
+    before the record holds no identities: nothing is dropped."""
     out = Path(out)
+    _fold_identities(out)  # an earlier torchrun run's ranks' records: before this run's ranks append
     recorded = _read_identities(out)
     if not recorded:
         return 0
-    changed = changed_files(recorded, ((im, Path(im)) for im in recorded))
+    changed = changed_files(recorded, ((str(p), p) for p in inputs))
     if not changed:
         return 0
     journals = [

@@ -4,6 +4,7 @@ folders moved; the check's decoding of added images bounded."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pyarrow.parquet as pq
@@ -145,6 +146,26 @@ def add_source(root):
     Image.new("RGB", (48, 40), (200, 30, 30)).save(root / "src" / "s9.png")
 
 
+def stopped_in_pretraining(tmp_path):
+    """:func:`degrade_config`'s run stopped by a real Ctrl-C after pretraining's first epoch: (cfg, run)."""
+    cfg = degrade_config(tmp_path)
+    ctrl_c = signal_after(tmp_path, "replace", "last.state.safetensors", 1, "SIGINT", "attiqa.cli")
+    stopped = run_attiqa("train", "-c", cfg, **ctrl_c)
+    assert stopped.returncode != 0 and "interrupted: pretrain" in stopped.stderr, stopped.stderr
+    return cfg, tmp_path / "run"
+
+
+def refused_before_writing(cli, cfg, run, line):
+    """``train -c cfg --resume`` refused in ``line`` alone, the graded set and the label table untouched."""
+    graded = {p: p.read_bytes() for p in (run / "graded").iterdir()}
+    table = (run / "labels.parquet").read_bytes()
+    res = cli("train", "-c", cfg, "--resume")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [line]
+    assert {p: p.read_bytes() for p in (run / "graded").iterdir()} == graded
+    assert (run / "labels.parquet").read_bytes() == table
+
+
 @pytest.mark.slow  # whole train runs in subprocesses
 def test_a_degrade_run_stopped_in_pretraining_refuses_an_added_source_first(tmp_path, cli):
     """Ctrl-C to `attiqa train` (degrade -> label -> pretrain) after pretraining's first epoch, a source
@@ -152,24 +173,15 @@ def test_a_degrade_run_stopped_in_pretraining_refuses_an_added_source_first(tmp_
     pretraining refused the table; now one line before anything is written. The same after Ctrl-C in the
     degrade stage (no pretraining yet): the resume takes the new source in and finishes. The Ctrl-C is a
     real signal to a real process; the reruns run the entry point in this process."""
-    cfg = degrade_config(tmp_path)
-    run = tmp_path / "run"
-    ctrl_c = signal_after(tmp_path, "replace", "last.state.safetensors", 1, "SIGINT", "attiqa.cli")
-    stopped = run_attiqa("train", "-c", cfg, **ctrl_c)
-    assert stopped.returncode != 0 and "interrupted: pretrain" in stopped.stderr, stopped.stderr
+    cfg, run = stopped_in_pretraining(tmp_path)
     add_source(tmp_path)
-    graded = sorted((run / "graded").iterdir())
-    table = (run / "labels.parquet").read_bytes()
-    res = cli("train", "-c", cfg, "--resume")
-    assert res.returncode != 0 and "Traceback" not in res.stderr
-    assert res.stderr.strip().splitlines() == [
+    refused_before_writing(
+        cli, cfg, run,  # was: its graded copies made, then labelled
         f"error: degrade.sources: 1 image(s) the graded set in {run / 'graded'} was not made from, e.g. "
         f"{tmp_path / 'src' / 's9.png'} (their graded copies: other images than the run in "
         f"{run / 'pretrain'} was pretrained on) — --resume continues that run: set degrade.sources back, or "
-        "train over it with --no-resume (or choose another out_dir)"
-    ]
-    assert sorted((run / "graded").iterdir()) == graded  # was: its graded copies made, then labelled
-    assert (run / "labels.parquet").read_bytes() == table
+        "train over it with --no-resume (or choose another out_dir)",
+    )  # fmt: skip
     res = cli("train", "-c", cfg, "--resume", "--set", "degrade.levels=[1,3,5]")
     assert res.returncode != 0 and res.stderr.strip().startswith("error: degrade.levels: [1, 3, 5] differs")
     (tmp_path / "src" / "s9.png").unlink()
@@ -203,3 +215,49 @@ def test_files_given_one_by_one_are_followed_when_their_folder_moved(photo_dir, 
     files = discover_images([moved])
     again = label_images(files, teacher, out, num_workers=0, roots=files)
     assert (again.labelled, again.skipped_done) == (0, first.labelled)
+
+
+@pytest.mark.slow  # whole train runs in subprocesses
+def test_a_degrade_run_stopped_in_pretraining_refuses_a_replaced_source_first(tmp_path, cli):
+    """Ctrl-C to `attiqa train` after pretraining's first epoch, a source replaced in place (another
+    image's bytes under its path), the same command with --resume: **was** its graded copies made again
+    over those pretrained on and labelled again, the pretraining's data then another (review of session
+    66); now one line before anything is written, as for a source added. Put back, the run resumes."""
+    from PIL import Image
+
+    cfg, run = stopped_in_pretraining(tmp_path)
+    photo = tmp_path / "src" / "s1.png"
+    kept, stat = photo.read_bytes(), photo.stat()
+    Image.new("RGB", (48, 40), (200, 30, 30)).save(photo)
+    refused_before_writing(
+        cli, cfg, run,  # was: its graded copies made again over those pretrained on
+        f"error: degrade.sources: 1 image(s) replaced since the graded set in {run / 'graded'} was made "
+        f"from them, e.g. {photo} (their graded copies made again: other images than the run in "
+        f"{run / 'pretrain'} was pretrained on) — --resume continues that run: put them back, or train over "
+        "it with --no-resume (or choose another out_dir)",
+    )  # fmt: skip
+    photo.write_bytes(kept)
+    os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # put back as it was
+    res = cli("train", "-c", cfg, "--resume")
+    assert res.returncode == 0, res.stderr
+
+
+def test_an_image_replaced_in_place_is_refused_before_the_label_stage(tmp_path, cli):
+    """`train --resume` past pretraining after `cp other.png images/img03.png` (review of session 66):
+    **was** img03 labelled again into the table ("1 photo changed since the earlier run: labelled again"),
+    then pretraining refused the table it no longer was; now one line first, the table untouched."""
+    cfg = tiny_train_config(tmp_path)
+    images, table = tmp_path / "set" / "images", tmp_path / "labels.parquet"
+    assert train(cli, cfg, table, images).returncode == 0
+    victim = images / "img03.png"
+    victim.write_bytes((images / "img05.png").read_bytes())
+    before = table.read_bytes()
+    res = train(cli, cfg, table, images, more=("--resume", "--set", "pretrain.epochs=2"))
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"error: label.images: 1 image(s) replaced since they were labelled into labels.parquet, e.g. "
+        f"{victim} (labelled again: another table than the run in {tmp_path / 'run' / 'pretrain'} was "
+        "pretrained on) — --resume continues that run: put them back, or train over it with --no-resume (or "
+        "choose another out_dir)"
+    ]
+    assert table.read_bytes() == before

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from conftest import photo_folder
+from helpers import attiqa_cmd, paused_after, run_attiqa
 
 from attiqa.io.file_identity import file_identity
-from attiqa.labeling import FILES_KEY
+from attiqa.io.label_tables import FILES_KEY
 
 
 def replace(photo: Path, other: Path) -> None:
@@ -168,3 +169,66 @@ def test_make_distorted_remakes_the_images_of_a_replaced_photo(tmp_path, photos,
     remade = {p for p in images if p.read_bytes() != before[p]}
     assert remade == {p for p in images if "astronaut" in p.name} and len(remade) == 2
     assert "0 written, 4 already there" in cli(*args).stderr
+
+
+def test_score_of_other_photos_keeps_the_row_of_a_replaced_photo_it_does_not_score(tmp_path, photos, cli):
+    """**Was**: `score photos/coffee.png -o s.csv` after `astronaut.png` was replaced dropped astronaut's row
+    (every recorded row was checked, not the run's inputs) and said "1 photo changed since the earlier run:
+    scored again" — but scored nothing: the row lost. Now only the run's own images are checked; the
+    replaced photo is scored again by the run that names it."""
+    src = photo_folder(tmp_path / "photos", photos, n=2)
+    other = photo_folder(tmp_path / "other", photos, n=3) / "chelsea.png"
+    out = tmp_path / "s.csv"
+    assert cli("score", src, "-m", "classical", "-o", out, "-w", "0", "--quiet").returncode == 0
+    before = score_rows(out)
+    replace(src / "astronaut.png", other)
+    res = cli("score", src / "coffee.png", "-m", "classical", "-o", out, "-w", "0", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "changed" not in res.stderr and score_rows(out) == before
+    res = cli("score", src, "-m", "classical", "-o", out, "-w", "0", "--quiet")
+    assert "1 photo changed since the earlier run: scored again" in res.stderr
+    assert score_rows(out)[str(src / "astronaut.png")] != before[str(src / "astronaut.png")]
+
+
+def test_score_records_a_photo_replaced_while_it_is_scored_as_it_was_read(tmp_path, photos):
+    """**Was**: the identity recorded was taken after scoring: a photo replaced between its reading and its
+    row's write had the new file's identity recorded beside the old file's scores, kept for good. Now it
+    is taken before any image is read (as `label` does): the next run scores it again. A real process
+    paused once it has read the photo."""
+    src = photo_folder(tmp_path / "photos", photos, n=1)
+    other = photo_folder(tmp_path / "other", photos, n=3) / "chelsea.png"
+    out = tmp_path / "s.csv"
+    args = ("score", src, "-m", "classical", "-o", out, "-w", "0", "--quiet")
+    with paused_after(tmp_path, "attiqa.io.batching:load_image", attiqa_cmd(*args)):
+        replace(src / "astronaut.png", other)
+    res = run_attiqa(*args)
+    assert res.returncode == 0, res.stderr
+    assert "1 photo changed since the earlier run: scored again" in res.stderr
+
+
+def test_genbench_score_records_no_identities_of_its_manifest_names(tmp_path, photos):
+    """**Was**: `genbench score` (its rows keyed by the manifest's names, relative to the run folder) had
+    each name's identity taken relative to the working directory: a hidden ``scores/.NAME.csv.files``
+    of whatever file that was, if any. Its writer is given no inputs now: no record, nothing checked."""
+    from attiqa.scoring import ScoreWriter
+
+    out = tmp_path / "scores" / "m.csv"
+    out.parent.mkdir()
+    writer = ScoreWriter(out, ["score"])
+    writer.add([{"image": str(photo_folder(tmp_path / "p", photos, n=1) / "astronaut.png"), "score": 0.5}])
+    writer.close()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.csv"]
+
+
+def test_pretraining_keeps_no_file_identities_in_its_card_metadata(tmp_path, photos, cli):
+    """**Was**: the label table's dataset kept every schema metadata key for the model card, the rows'
+    identities too (``attiqa_files``: ~33 MB of JSON in each checkpoint's card at 1M rows). Now left out;
+    the teacher's record stays."""
+    from attiqa.training.data import PseudoLabelDataset
+
+    src = photo_folder(tmp_path / "photos", photos, n=2)
+    table = tmp_path / "labels.parquet"
+    assert cli("label", src, "-o", table, "-w", "0").returncode == 0
+    assert FILES_KEY in pq.read_schema(table).metadata
+    meta = PseudoLabelDataset(table, lambda im: None).metadata
+    assert FILES_KEY.decode() not in meta and "attiqa_labels" in meta

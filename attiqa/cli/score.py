@@ -143,7 +143,7 @@ def score_cmd(
                 if out is not None and shards.main:
                     held.enter_context(score_output_held(out))
                     if shards.world > 1:  # before any rank reads the journals (the writer's own, else)
-                        replaced = forget_replaced_scores(out)
+                        replaced = forget_replaced_scores(out, files)
             with alike_on_every_process():
                 writer = None
                 if out is not None:
@@ -155,6 +155,7 @@ def score_cmd(
                         shards.rank,
                         shards.world,
                         keep_rows=bool(sheet),
+                        inputs=files,
                     )
             todo, earlier = files, []
             if writer is not None and shards.main and (replaced or writer.changed):
@@ -168,6 +169,8 @@ def score_cmd(
                     console.print(
                         f"resuming: {done} image(s) already in {plain_name(out)}, {len(todo)} to score"
                     )
+            if writer is not None:  # before any of its images is read
+                writer.identify(shards.share(todo))
             shards.sync()  # every rank has read the journals before any writes to them: one `todo` everywhere
             stats = ColumnStats(tuple(scorer.columns))
 

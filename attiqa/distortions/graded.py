@@ -20,7 +20,7 @@ changed type is made again on a rerun, or refused in one line when the folder ho
 would not make again; a folder made before the record is told once (:mod:`attiqa.distortions.versions`).
 Every check (settings, versions) comes before the first write: a refused run leaves the folder as it was.
 
-Sources replaced in place: :data:`FILES_RECORD` (one JSON line per source, appended once its images are
+Sources replaced in place: :data:`SOURCES_RECORD` (one JSON line per source, appended once its images are
 all on disk: its absolute path and :func:`attiqa.io.file_identity.file_identity`) tells a source whose file
 changed since; its images are made again (each replaced atomically) and the rerun says so in one line. A
 source of a folder made before the record is taken as it is now (its images kept, its identity recorded).
@@ -46,7 +46,13 @@ from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.distortions.versions import NEW_OUT_FIX, VersionRecord, check_versions
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
-from attiqa.io.file_identity import append_sources, changed_words, file_identity, read_sources
+from attiqa.io.file_identity import (
+    SOURCES_RECORD,
+    append_sources,
+    changed_words,
+    file_identity,
+    read_sources,
+)
 from attiqa.io.formats import format_name
 from attiqa.io.images import load_image, output_damage, save_image, shrink_longer
 from attiqa.io.names import portable_stem
@@ -73,7 +79,6 @@ class GradedResult:
 
 
 NAMES_FILE = "sources.json"
-FILES_RECORD = "source_files.jsonl"  # {"source": absolute path, "file": its identity} a line, last one wins
 _MAX_STEM_BYTES = 100  # + "__saturation_down_5.png" and a hash stays far below the usual 255-byte limit
 
 
@@ -210,6 +215,20 @@ def new_sources(sources: Sequence[Path], out_dir: Path, new_out: str = NEW_OUT_F
     return [src for src, key in zip(sources, keys, strict=True) if key not in recorded and key not in handed]
 
 
+def _replaced(known: dict[str, str], key: str, now: str | None) -> bool:
+    """Whether the source ``key`` (absolute), whose file is ``now``, changed since ``known`` recorded it
+    (one not recorded, or unreadable now, has not)."""
+    return now is not None and known.get(key, now) != now
+
+
+def replaced_sources(sources: Sequence[Path], out_dir: Path) -> list[Path]:
+    """The ``sources`` replaced since their images in ``out_dir`` were made (:data:`SOURCES_RECORD`):
+    :func:`write_graded_set` makes them again — a train's ``--resume`` past its degrade stage refuses
+    them first, as it refuses a source added (:func:`new_sources`). Nothing is written."""
+    known = read_sources(out_dir / SOURCES_RECORD)
+    return [s for s in sources if known and _replaced(known, os.path.abspath(s), file_identity(s))]
+
+
 def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
     """One output stem per source, unique in ``out_dir`` and the same on every rerun (``sources.json``).
 
@@ -338,7 +357,7 @@ def write_graded_set(
     if names is not None:  # before any image is written: a killed run resumes with the same names
         write_json_atomic(out_dir / NAMES_FILE, {"names": names})
     stale = set(record.redone)
-    files_record = out_dir / FILES_RECORD
+    files_record = out_dir / SOURCES_RECORD
     known = read_sources(files_record)
     plan: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
     taken_as_now: list[tuple[str, str]] = []  # whole already, no identity recorded: recorded as they are
@@ -348,7 +367,7 @@ def write_graded_set(
         res.damaged += damage.items()
         key, now = os.path.abspath(src), file_identity(src)
         identities[src] = now
-        replaced = now is not None and known.get(key, now) != now
+        replaced = _replaced(known, key, now)
         if replaced:
             res.changed.append(src)
         todo = [t for t in targets if replaced or t[2] in damage or t[0] in stale or not t[2].exists()]

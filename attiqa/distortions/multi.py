@@ -42,7 +42,13 @@ from attiqa.distortions.kadid import KADID_NAMES
 from attiqa.distortions.versions import VersionRecord, check_versions
 from attiqa.errors import ConfigError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic, write_text_atomic
-from attiqa.io.file_identity import append_sources, changed_words, file_identity, read_sources
+from attiqa.io.file_identity import (
+    SOURCES_RECORD,
+    append_sources,
+    changed_words,
+    file_identity,
+    read_sources,
+)
 from attiqa.io.images import load_image, output_damage, shrink_longer
 from attiqa.io.names import path_text, portable_stem
 from attiqa.io.run_meta import check_meta
@@ -108,7 +114,6 @@ class MultiResult:
 
 META_FILE = "meta.json"
 RECIPE = "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)"
-SOURCES_RECORD = "source_files.jsonl"  # :func:`attiqa.io.file_identity.read_sources`' record of the sources
 SET_KEYS = ("rounds", "seed", "distortions", "sources", "recipe")
 """The settings every make-distorted has recorded in its ``meta.json`` (since its first version): a set is
 known by them, not by the recipe's text — a set written before a rewording of it is still one."""

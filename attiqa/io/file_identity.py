@@ -46,6 +46,10 @@ def changed_words(n: int, what: str) -> str:
     return f"{n} photo{'s' if n != 1 else ''} changed since the earlier run: {what} again"
 
 
+SOURCES_RECORD = "source_files.jsonl"
+"""The one name of a set's record of its sources (a graded set's, a make-distorted set's), in its folder."""
+
+
 def read_sources(path: Path) -> dict[str, str]:
     """A set's record of its sources' identities (one JSON line each, ``{"source", "file"}``, the last
     line of a source wins; {} without one); a line cut by a kill, or not ours, is left out (that source is

@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+FILES_KEY = b"attiqa_files"
+"""The schema metadata key of a label table's rows' file identities (a JSON list in row order, one per
+row: :mod:`attiqa.labeling`). Only the labelling's resume reads it: pretraining leaves it out of the
+table's metadata it keeps for the model card (a 1M-row table's list is ~33 MB)."""
+
 
 def label_table_problem(path: Path) -> str | None:
     """Why pretraining cannot read ``path`` as its label table — not Parquet, no ``image`` column, no label

@@ -44,6 +44,7 @@ from attiqa.datasets.base import (
 from attiqa.datasets.readers import MOS_HEADER, not_a_file, posix_name, read_csv, repeated_rows, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
+from attiqa.io.label_tables import FILES_KEY
 from attiqa.io.names import order_under, text_path, under_roots
 from attiqa.progress import console, plain, plain_failure
 from attiqa.splits import check_split, split_indices
@@ -366,8 +367,10 @@ class PseudoLabelDataset(ImageTableDataset):
             paths, labels = [paths[i] for i in order], labels[order]
         check_images_exist(paths, str(self.labels_path))
         meta = table.schema.metadata or {}
-        self.metadata = {
-            k.decode(errors="replace"): _maybe_json(v.decode(errors="replace")) for k, v in meta.items()
+        self.metadata = {  # the rows' file identities left out: only the labelling's resume reads them
+            k.decode(errors="replace"): _maybe_json(v.decode(errors="replace"))
+            for k, v in meta.items()
+            if k != FILES_KEY
         }
         super().__init__(paths, labels, transform, on_error)
 
