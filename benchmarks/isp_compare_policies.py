@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from attiqa.cli import run_app
+from attiqa.errors import ConfigError
 from isp_env.mos_function import load_mos_function
 from isp_env.params import check_values
 from isp_env.policy_files import resolve_policy
@@ -26,6 +27,15 @@ from isp_env.run import evaluate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _isp import run_plan  # noqa: E402
+
+
+def named(option: str, spec: str, example: str) -> tuple[str, str]:
+    """``NAME=VALUE`` -> (NAME, VALUE); one line naming the option and an example for anything else (was
+    a ``ValueError`` traceback, after the reward model had loaded)."""
+    name, sep, value = spec.partition("=")
+    if not sep or not name or not value:
+        raise ConfigError(f"{option} {spec}: expected NAME=VALUE, e.g. {option} {example}")
+    return name, value
 
 
 def main() -> None:
@@ -41,6 +51,14 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    named_paths = [named("--policy", spec, "sac=runs/sac") for spec in args.policy]  # before any work
+    # its advice keeps NAME=; refused before --out is made
+    policies = [(name, resolve_policy(path, f"--policy {name}=")) for name, path in named_paths]
+    given = dict(named("--calls", spec, "sac=3768") for spec in args.calls)
+    if bad := [f"{n}={c}" for n, c in given.items() if not c.isdigit()]:
+        raise ConfigError(
+            f"--calls {bad[0]}: the calls are a whole number of scorer calls, e.g. --calls sac=3768"
+        )
     import torch
 
     torch.set_num_threads(1)
@@ -51,16 +69,14 @@ def main() -> None:
     (args.out / "baselines").mkdir(parents=True, exist_ok=True)
     for f in (args.run / "baselines").glob("*.json"):
         shutil.copy(f, args.out / "baselines" / f.name)
-    given = dict(c.split("=", 1) for c in args.calls)
     agents, budgets = {}, {}
-    for spec in args.policy:
-        name, path = spec.split("=", 1)
-        policy, card = load_policy(resolve_policy(path, f"--policy {name}="))  # its advice keeps NAME=
+    for name, resolved in policies:
+        policy, card = load_policy(resolved)
         agents[name] = (policy, card)
         if name in given:
             calls = int(given[name])
         else:
-            folder = Path(path).parent
+            folder = resolved.parent  # (a run folder given as the policy: that folder, not its parent)
             train, run = (
                 json.loads((folder / f).read_text()) if (folder / f).exists() else {}
                 for f in ("training.json", "run.json")

@@ -12,8 +12,9 @@ from attiqa.io.run_meta import differing_settings
 from isp_env.params import file_stamp
 
 DEFAULT_POLICY = Path(__file__).parent / "data" / "policy-default.safetensors"
-FINISH_RUN = "finish it: rerun the isp-tune command that started it (--out {run}: it resumes), then use it"
-"""The fix for a run folder given as a policy before its training finished."""
+FINISH_RUN = "finish it: rerun the last isp-tune command run with --out {run} (it resumes), then use it"
+"""The fix for a run folder given as a policy before its training finished: the command that last ran it
+(a continued run's, not the one that started it: was "the command that started it")."""
 
 
 def resolve_policy(spec: str | Path, option: str = "--policy") -> Path:
@@ -86,8 +87,10 @@ def training_left(run: Path) -> str | None:
     if isinstance(steps, int) and saved is not None and saved < steps:
         return f"its last run asked {steps} steps, its policy.safetensors is of step {saved}"
     fit, fitted = asked.get("teacher_fit"), json_field(run / "training.json", "config")
-    if isinstance(fit, dict) and fit != fitted:
-        other = differing_settings(fitted if isinstance(fitted, dict) else {}, fit)
+    if isinstance(fit, dict) and not isinstance(fitted, dict):  # stopped between the policy and its record
+        return "its policy.safetensors has no record of the fit it is of (no readable training.json)"
+    if isinstance(fit, dict) and isinstance(fitted, dict) and fit != fitted:
+        other = differing_settings(fitted, fit)
         return f"its policy.safetensors was fitted with other settings than its last run asked ({other})"
     return None
 

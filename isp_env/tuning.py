@@ -33,7 +33,7 @@ from attiqa.progress import console, plain, plain_failure, plain_name, progress_
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import RenderObjective, guarded_objective, score_together, search_plan
 from isp_env.env import ISPTuningEnv
-from isp_env.params import N_PARAMS, RunFiles, neutral, to_normalized
+from isp_env.params import N_PARAMS, RunFiles, file_stamp, neutral, to_normalized
 from isp_env.policy_files import find_state, init_policy_file
 from isp_env.policy_io import (
     algorithms,
@@ -758,12 +758,15 @@ def teacher_fit_key(
     """What a teacher policy is fitted from (training.json's ``config``): a fit of another key is made
     again, and run.json's ``asked`` holds the key of its last run (:func:`isp_env.policy_files.training_left`:
     a policy of other settings is not that run's finished one). ``cfg`` as the run resolved it (its base);
-    ``init_policy``: its prior's spec."""
+    ``init_policy``: its prior's spec. Its raws by name and stamp (size, mtime: :func:`file_stamp`), the
+    teacher's own names for them (:func:`teacher_inputs`), not their paths: a raw folder moved (same files)
+    was another fit — refitted, and a rerun stopped before its fit left the finished policy "fitted with
+    other settings"."""
     return cfg.learning_key() | {
         "teacher_budget": settings.budget,
         "teacher_start": settings.start,
         "teacher_restarts": settings.restarts,
-        "train_raws": sorted(map(str, train_raws)),
+        "train_raws": {p.name: file_stamp(p, hashed=False) for p in sorted(train_raws)},
         "init_policy": init_policy,
     }
 
@@ -799,6 +802,9 @@ def train_teacher(
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
         done = files.read(summary_path)
+        if done.get("config") == key | {"train_raws": sorted(map(str, train_raws))}:  # keyed by path before
+            done = {**done, "config": key}  # (session 66's review): its record now says the key asked
+            files.write(summary_path, done)
         if done.get("config") == key:
             console.print(f"[green]teacher already fitted[/] in {plain_name(run_dir)}")
             return done

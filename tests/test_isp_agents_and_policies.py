@@ -280,8 +280,8 @@ def test_render_from_a_run_whose_training_has_not_finished_says_so(tmp_path, isp
     said = " ".join(res.stderr.split())
     assert res.returncode != 0 and not png.exists(), said
     assert (
-        f"--policy {run}: {NOT_FINISHED} — finish it: rerun the isp-tune command that started it "
-        f"(--out {run}: it resumes)"
+        f"--policy {run}: {NOT_FINISHED} — finish it: rerun the last isp-tune command run with --out {run} "
+        "(it resumes)"
     ) in said, said
     assert said.endswith(f"or use that earlier policy anyway: --policy {run / 'policy.safetensors'}"), said
     assert isp_cli("render", raw, "--policy", run / "policy.safetensors", "-o", png).returncode == 0
@@ -339,8 +339,8 @@ def test_isp_heldout_of_a_run_whose_training_has_not_finished_says_so(
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and not out.exists(), said
     assert said == (
-        f"error: --run agent={run}: {NOT_FINISHED} — finish it: rerun the isp-tune command that started it "
-        f"(--out {run}: it resumes), then use it"
+        f"error: --run agent={run}: {NOT_FINISHED} — finish it: rerun the last isp-tune command run with "
+        f"--out {run} (it resumes), then use it"
     ), said
 
 

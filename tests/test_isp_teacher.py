@@ -250,7 +250,11 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
     assert card["algo"] == "teacher" and card["env"]["delta_scale"] == 2.0
     plan = json.loads((tmp_path / "run" / "run.json").read_text())
     searched = json.loads((tmp_path / "run" / "training.json").read_text())["config"]["train_raws"]
-    assert len(plan["train"]) == 3 and len(searched) == 2 and set(searched) <= set(plan["train"])
+    assert (
+        len(plan["train"]) == 3
+        and len(searched) == 2
+        and set(searched) <= {Path(p).name for p in plan["train"]}
+    )
     out = tmp_path / "out.png"
     res = isp_cli("render", isp_raws[0], "-o", out, "--policy", tmp_path / "run" / "policy.safetensors")
     assert res.returncode == 0, res.stderr[-2000:]
