@@ -180,8 +180,8 @@ def test_run_json_keeps_the_first_run_and_records_each_resume(tmp_path, isp_raws
         "raw_dir": [str(raw_dir), str(moved)],
         "train": [first["train"], now["train"]],
         "test": [first["test"], now["test"]],
-        "asked": [first["asked"], now["asked"]],  # the teacher's fit is of its raws' paths
-    }
+    }  # not "asked": the teacher's fit is of its raws' names and stamps, the same after a move
+    assert now["asked"] == first["asked"]
     assert {k: v for k, v in now.items() if k not in ("started", "resumes")} == {
         **plan,
         "raw_dir": str(moved),
