@@ -45,7 +45,13 @@ from attiqa.io.atomic import (
 )
 from attiqa.io.batching import inference_num_workers, iter_image_batches
 from attiqa.io.commands import Command
-from attiqa.io.file_identity import changed_files, file_identity
+from attiqa.io.file_identity import (
+    append_sources,
+    changed_files,
+    file_identity,
+    read_sources,
+    sources_text,
+)
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
 VIEW_PIXELS = 5 * 320 * 320  # an image's view that --batch-size counts whole (paper §4.2: five 320-px crops)
@@ -536,28 +542,17 @@ def _identity_files(out: Path) -> list[Path]:
 
 
 def _read_identities(out: Path) -> dict[str, str]:
-    """Each image's last recorded identity (a line cut by a kill is left out)."""
+    """Each image's last recorded identity over the one-process record and the ranks' (the sets' record
+    format, :func:`attiqa.io.file_identity.read_sources`: a line cut by a kill is left out)."""
     found: dict[str, str] = {}
     for path in _identity_files(out):
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        text = data[: data.rfind(b"\n") + 1].decode(ENCODING, ERRORS)
-        for cells in csv.reader(io.StringIO(text, newline="")):
-            if len(cells) == 2:
-                found[read_cell(cells[0])] = cells[1]
+        found.update(read_sources(path))
     return found
 
 
 def _append_identities(path: Path, entries: Sequence[tuple[str, str | None]]) -> None:
     """Record ``entries`` (image, its identity before it was read; None: not recorded), fsynced."""
-    lines = [(image, ident) for image, ident in entries if ident is not None]
-    if lines:
-        with open(path, "ab") as fh:
-            fh.write(csv_bytes(["image", "file"], lines).split(b"\n", 1)[1])
-            fh.flush()
-            os.fsync(fh.fileno())
+    append_sources(path, [(image, ident) for image, ident in entries if ident is not None])
 
 
 def _fold_identities(out: Path) -> None:
@@ -566,8 +561,7 @@ def _fold_identities(out: Path) -> None:
     main, *ranks = _identity_files(out)
     if not ranks:
         return
-    found = _read_identities(out)
-    write_bytes_atomic(main, csv_bytes(["image", "file"], found.items()).split(b"\n", 1)[1])
+    write_text_atomic(main, sources_text(_read_identities(out).items()))
     for r in ranks:
         r.unlink(missing_ok=True)
 

@@ -68,11 +68,17 @@ def read_sources(path: Path) -> dict[str, str]:
     return found
 
 
+def sources_text(entries: Iterable[tuple[str, str]]) -> str:
+    """``entries`` (source, identity) as the lines :func:`read_sources` reads."""
+    return "".join(json.dumps({"source": s, "file": f}) + "\n" for s, f in entries)
+
+
 def append_sources(path: Path, entries: Sequence[tuple[str, str]]) -> None:
-    """Append ``entries`` (source, identity) to the record :func:`read_sources` reads, durable at return."""
+    """Append ``entries`` (source, identity) to the record :func:`read_sources` reads, durable at return —
+    a graded or make-distorted set's record of its sources, `score -o`'s of its images."""
     if not entries:
         return
-    text = "".join(json.dumps({"source": s, "file": f}) + "\n" for s, f in entries)
+    text = sources_text(entries)
     with open(path, "a", encoding="utf-8", errors="surrogateescape") as fh:
         fh.write(text)
         fh.flush()
